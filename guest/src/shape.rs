@@ -1,0 +1,231 @@
+//! Turns one frame into one JSON Lines record: namespace, value and metadata.
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::de::IgnoredAny;
+
+/// How a WebSocket data frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Text,
+    Binary,
+}
+
+/// How text frames are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+    Raw,
+}
+
+/// One received frame, borrowed from the packed list the host sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub sequence: u64,
+    pub kind: FrameKind,
+    pub payload: &'a [u8],
+    pub received_at_ms: u64,
+}
+
+/// What every record of one source shares, escaped once.
+#[derive(Debug)]
+pub struct Encoder {
+    format: Format,
+    /// `{"namespace":"…","value":`
+    prefix: Vec<u8>,
+    /// `,"meta":{"url":"…","connection_id":` or empty when metadata is off.
+    meta_prefix: Vec<u8>,
+    connection_id: u64,
+}
+
+impl Encoder {
+    pub fn new(namespace: &str, url: &str, format: Format, include_meta: bool) -> Self {
+        let mut prefix = br#"{"namespace":"#.to_vec();
+        write_json_string(&mut prefix, namespace);
+        prefix.extend_from_slice(br#","value":"#);
+        let mut meta_prefix = Vec::new();
+        if include_meta {
+            meta_prefix.extend_from_slice(br#","meta":{"url":"#);
+            write_json_string(&mut meta_prefix, url);
+            meta_prefix.extend_from_slice(br#","connection_id":"#);
+        }
+        Self { format, prefix, meta_prefix, connection_id: 0 }
+    }
+
+    pub fn set_connection(&mut self, connection_id: u64) {
+        self.connection_id = connection_id;
+    }
+
+    /// Appends the record for `frame` to `out`, ending in `\n`; on error `out` may hold
+    /// a partial record, which the caller discards.
+    pub fn encode(&self, frame: &Frame<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(&self.prefix);
+        match (frame.kind, self.format) {
+            (FrameKind::Text, Format::Json) => write_json_value(out, text_of(frame)?)?,
+            (FrameKind::Text, Format::Text) => write_json_string(out, text_of(frame)?),
+            (FrameKind::Binary, _) | (FrameKind::Text, Format::Raw) => {
+                write_base64(out, frame.payload)
+            }
+        }
+        if self.meta_prefix.is_empty() {
+            out.extend_from_slice(b"}\n");
+            return Ok(());
+        }
+        out.extend_from_slice(&self.meta_prefix);
+        let kind = match frame.kind {
+            FrameKind::Text => "text",
+            FrameKind::Binary => "binary",
+        };
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            r#"{},"sequence":{},"received_at_ms":{},"kind":"{kind}"}}}}"#,
+            self.connection_id, frame.sequence, frame.received_at_ms
+        );
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+fn text_of<'a>(frame: &Frame<'a>) -> Result<&'a str, String> {
+    std::str::from_utf8(frame.payload).map_err(|err| format!("text frame is not valid UTF-8: {err}"))
+}
+
+/// Validates `text` as exactly one JSON value and copies it as is, without building a
+/// tree. Line breaks can only be whitespace between tokens in valid JSON (inside strings
+/// they must be escaped), so turning them into spaces keeps the value and the line intact.
+fn write_json_value(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
+    serde_json::from_str::<IgnoredAny>(text).map_err(|err| format!("invalid JSON: {err}"))?;
+    let start = out.len();
+    out.extend_from_slice(text.as_bytes());
+    for byte in &mut out[start..] {
+        if *byte == b'\n' || *byte == b'\r' {
+            *byte = b' ';
+        }
+    }
+    Ok(())
+}
+
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(out, text).expect("a str always serializes into a Vec");
+}
+
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + base64::encoded_len(bytes.len(), true).expect("frames are far below usize::MAX / 4"), 0);
+    let written = BASE64
+        .encode_slice(bytes, &mut out[start..])
+        .expect("the buffer was sized by encoded_len");
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: FrameKind, payload: &[u8]) -> Frame<'_> {
+        Frame { sequence: 7, kind, payload, received_at_ms: 1_700_000_000_123 }
+    }
+
+    fn encode(format: Format, include_meta: bool, frame: &Frame<'_>) -> Result<String, String> {
+        let mut encoder = Encoder::new("websocket.example.com", "wss://example.com/v1", format, include_meta);
+        encoder.set_connection(3);
+        let mut out = Vec::new();
+        encoder.encode(frame, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn parse(line: &str) -> serde_json::Value {
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn json_frame_keeps_its_value_and_carries_metadata() {
+        let line = encode(Format::Json, true, &frame(FrameKind::Text, br#"{"price": 1.5, "sym":"BTC"}"#)).unwrap();
+        let record = parse(&line);
+        assert_eq!(record["namespace"], "websocket.example.com");
+        assert_eq!(record["value"], serde_json::json!({"price": 1.5, "sym": "BTC"}));
+        assert_eq!(
+            record["meta"],
+            serde_json::json!({"url": "wss://example.com/v1", "connection_id": 3, "sequence": 7,
+                "received_at_ms": 1_700_000_000_123u64, "kind": "text"})
+        );
+    }
+
+    #[test]
+    fn pretty_printed_json_stays_on_one_line() {
+        let line = encode(Format::Json, true, &frame(FrameKind::Text, b"{\r\n  \"a\": \"x\\ny\"\n}")).unwrap();
+        assert_eq!(parse(&line)["value"], serde_json::json!({"a": "x\ny"}));
+    }
+
+    #[test]
+    fn json_scalars_and_arrays_are_values_too() {
+        for text in ["42", "\"hi\"", "[1,2]", "null", "true"] {
+            let line = encode(Format::Json, false, &frame(FrameKind::Text, text.as_bytes())).unwrap();
+            assert_eq!(parse(&line)["value"], serde_json::from_str::<serde_json::Value>(text).unwrap());
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_rejected_with_the_parse_error() {
+        let err = encode(Format::Json, true, &frame(FrameKind::Text, b"{\"a\":")).unwrap_err();
+        assert!(err.starts_with("invalid JSON: EOF while parsing"), "{err}");
+        let err = encode(Format::Json, true, &frame(FrameKind::Text, b"{} {}")).unwrap_err();
+        assert!(err.contains("trailing characters"), "{err}");
+        let err = encode(Format::Json, true, &frame(FrameKind::Text, b"")).unwrap_err();
+        assert!(err.starts_with("invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn text_format_keeps_the_frame_as_a_string() {
+        let line = encode(Format::Text, true, &frame(FrameKind::Text, "not json \"quoted\"\n∑".as_bytes())).unwrap();
+        assert_eq!(parse(&line)["value"], "not json \"quoted\"\n∑");
+    }
+
+    #[test]
+    fn text_frame_that_is_not_utf8_is_rejected() {
+        let err = encode(Format::Text, true, &frame(FrameKind::Text, b"\xff\xfe")).unwrap_err();
+        assert!(err.starts_with("text frame is not valid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn binary_frames_are_base64_and_marked_binary_in_every_format() {
+        for format in [Format::Json, Format::Text, Format::Raw] {
+            let line = encode(format, true, &frame(FrameKind::Binary, &[0, 159, 146, 150, 255])).unwrap();
+            let record = parse(&line);
+            assert_eq!(record["value"], "AJ+Slv8=");
+            assert_eq!(record["meta"]["kind"], "binary");
+        }
+    }
+
+    #[test]
+    fn raw_format_keeps_text_bytes_unparsed() {
+        let line = encode(Format::Raw, true, &frame(FrameKind::Text, b"{not json")).unwrap();
+        let record = parse(&line);
+        assert_eq!(record["value"], BASE64.encode(b"{not json"));
+        assert_eq!(record["meta"]["kind"], "text");
+    }
+
+    #[test]
+    fn metadata_can_be_left_out() {
+        let line = encode(Format::Json, false, &frame(FrameKind::Text, b"1")).unwrap();
+        assert_eq!(line, "{\"namespace\":\"websocket.example.com\",\"value\":1}\n");
+    }
+
+    #[test]
+    fn namespace_and_url_are_escaped() {
+        let encoder = Encoder::new("ns\"x", "ws://h/\"q", Format::Json, true);
+        let mut out = Vec::new();
+        encoder.encode(&frame(FrameKind::Text, b"1"), &mut out).unwrap();
+        let record = parse(std::str::from_utf8(&out).unwrap());
+        assert_eq!(record["namespace"], "ns\"x");
+        assert_eq!(record["meta"]["url"], "ws://h/\"q");
+    }
+}

@@ -1,0 +1,16 @@
+//! The sandbox: one shared wasmtime engine, compiled transforms, and instances that each
+//! live in their own store with a memory cap and a CPU budget per call.
+
+mod bindings;
+mod engine;
+mod types;
+mod instance;
+mod limits;
+mod load;
+mod store;
+
+pub use engine::{Runtime, Transform};
+pub use types::{Batch, BatchLimits, Format, FrameKind, FrameList, Mode, Outbound, Output, Rejection, SourceInfo};
+pub use instance::{CallError, Failure, ShaperInstance};
+pub use limits::InstanceLimits;
+pub use load::{LoadError, WIT_PACKAGE};

@@ -1,0 +1,184 @@
+//! The host's own types for what crosses the boundary: frames in; batches, rejections and
+//! outbound messages out. The generated bindings convert to and from these.
+
+use super::bindings;
+
+/// How a WebSocket data frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Text,
+    Binary,
+}
+
+impl FrameKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Binary => "binary",
+        }
+    }
+}
+
+/// How the default shaper reads text frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+    Raw,
+}
+
+/// How the source consumes the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Stream,
+    Batch,
+}
+
+/// When the shaper closes a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_records: u32,
+    pub max_bytes: u32,
+    pub max_age_ms: u64,
+}
+
+impl Default for BatchLimits {
+    /// Bounds that suit a destination writing in bulk.
+    fn default() -> Self {
+        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
+    }
+}
+
+/// What a shaper is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceInfo {
+    /// The URL with credentials redacted.
+    pub url: String,
+    /// The URL's host, empty when it has none.
+    pub host: String,
+    /// A configured namespace; `None` means `websocket.{host}`.
+    pub namespace: Option<String>,
+    pub mode: Mode,
+    pub connection_id: u64,
+    pub format: Format,
+    pub limits: BatchLimits,
+}
+
+/// Frames packed for one `push`: every payload in one buffer plus per-frame columns, so a
+/// whole list crosses into the guest in a handful of copies. It holds the generated type
+/// itself, so a push lowers it with no conversion.
+#[derive(Debug, Clone)]
+pub struct FrameList(pub(super) bindings::Frames);
+
+impl Default for FrameList {
+    fn default() -> Self {
+        Self(bindings::Frames {
+            payloads: Vec::new(),
+            ends: Vec::new(),
+            kinds: Vec::new(),
+            sequences: Vec::new(),
+            received_at_ms: Vec::new(),
+        })
+    }
+}
+
+impl FrameList {
+    /// Appends a frame. The caller bounds the list's bytes (well under 4 GiB).
+    pub fn push(&mut self, sequence: u64, kind: FrameKind, payload: &[u8], received_at_ms: u64) {
+        let frames = &mut self.0;
+        frames.payloads.extend_from_slice(payload);
+        frames.ends.push(u32::try_from(frames.payloads.len()).expect("callers bound a push far below 4 GiB"));
+        frames.kinds.push(kind.into());
+        frames.sequences.push(sequence);
+        frames.received_at_ms.push(received_at_ms);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.ends.is_empty()
+    }
+
+    /// The total payload bytes in the list.
+    pub fn payload_bytes(&self) -> usize {
+        self.0.payloads.len()
+    }
+
+    pub fn sequences(&self) -> &[u64] {
+        &self.0.sequences
+    }
+
+    /// The frame with this sequence number: its kind and payload.
+    pub fn find(&self, sequence: u64) -> Option<(FrameKind, &[u8])> {
+        let frames = &self.0;
+        let index = frames.sequences.binary_search(&sequence).ok()?;
+        let start = if index == 0 { 0 } else { frames.ends[index - 1] as usize };
+        Some((frames.kinds[index].into(), &frames.payloads[start..frames.ends[index] as usize]))
+    }
+
+    pub fn clear(&mut self) {
+        let frames = &mut self.0;
+        frames.payloads.clear();
+        frames.ends.clear();
+        frames.kinds.clear();
+        frames.sequences.clear();
+        frames.received_at_ms.clear();
+    }
+}
+
+/// Records as JSON Lines, with where each record ends and which frame it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub namespace: String,
+    pub lines: Vec<u8>,
+    pub record_ends: Vec<u32>,
+    pub record_sequences: Vec<u64>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.record_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record_ends.is_empty()
+    }
+
+    /// Each record's line, `\n` included.
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.record_ends.iter().copied());
+        starts.zip(&self.record_ends).map(|(start, &end)| &self.lines[start as usize..end as usize])
+    }
+}
+
+/// A frame the shaper refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub sequence: u64,
+    pub reason: String,
+}
+
+/// A message to send on the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// What one call produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub batches: Vec<Batch>,
+    pub rejections: Vec<Rejection>,
+    pub outbound: Vec<Outbound>,
+}
+
+impl Output {
+    pub fn record_count(&self) -> usize {
+        self.batches.iter().map(Batch::len).sum()
+    }
+}
