@@ -9,7 +9,6 @@ use crate::{options, shaper};
 wit_bindgen::generate!({ path: "../wit", world: "transform" });
 
 use exports::skippr::connector::shaper::{Guest, GuestShaper, Shaper as ShaperHandle};
-use skippr::connector::logging::{Level, log};
 use skippr::connector::types as wit;
 
 struct Component;
@@ -23,7 +22,6 @@ struct ShaperResource(RefCell<shaper::Shaper>);
 
 impl GuestShaper for ShaperResource {
     fn init(source: wit::SourceInfo, options: String) -> Result<ShaperHandle, String> {
-        report_panics_to_host_log();
         let options = options::Options::parse(&options)?;
         let shaper = shaper::Shaper::new(&source_of(source), &options);
         Ok(ShaperHandle::new(ShaperResource(RefCell::new(shaper))))
@@ -55,21 +53,21 @@ impl GuestShaper for ShaperResource {
 
 export!(Component);
 
-/// A panic traps the instance; its message is worth more to the operator than the trap.
-fn report_panics_to_host_log() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| std::panic::set_hook(Box::new(|info| log(Level::Error, &info.to_string()))));
-}
-
 /// Borrows each frame out of the packed list. Inconsistent lists are a host bug: trap.
 fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
     let count = frames.ends.len();
     assert!(
-        frames.kinds.len() == count && frames.sequences.len() == count && frames.received_at_ms.len() == count,
+        frames.kinds.len() == count
+            && frames.sequences.len() == count
+            && frames.received_at_ms.len() == count,
         "host sent frame lists of different lengths"
     );
     (0..count).map(move |i| {
-        let start = if i == 0 { 0 } else { frames.ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            frames.ends[i - 1] as usize
+        };
         let end = frames.ends[i] as usize;
         Frame {
             sequence: frames.sequences[i],
@@ -77,7 +75,10 @@ fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
                 wit::FrameKind::Text => FrameKind::Text,
                 wit::FrameKind::Binary => FrameKind::Binary,
             },
-            payload: frames.payloads.get(start..end).expect("host sent frame ends outside the payloads"),
+            payload: frames
+                .payloads
+                .get(start..end)
+                .expect("host sent frame ends outside the payloads"),
             received_at_ms: frames.received_at_ms[i],
         }
     })
@@ -114,7 +115,10 @@ fn output_of(namespace: &str, output: shaper::Output) -> wit::Output {
         rejections: output
             .rejections
             .into_iter()
-            .map(|r| wit::Rejection { sequence: r.sequence, reason: r.reason })
+            .map(|r| wit::Rejection {
+                sequence: r.sequence,
+                reason: r.reason,
+            })
             .collect(),
         outbound: Vec::new(),
     }

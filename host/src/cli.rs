@@ -42,7 +42,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Transform(TransformCommand::Check { file, options }) => {
             let runtime = Runtime::new()?;
-            print!("{}", transform_check::check(&runtime, file.as_deref(), &options)?);
+            print!(
+                "{}",
+                transform_check::check(&runtime, file.as_deref(), &options)?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

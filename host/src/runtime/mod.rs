@@ -3,14 +3,17 @@
 
 mod bindings;
 mod engine;
-mod types;
 mod instance;
 mod limits;
 mod load;
+mod stderr;
 mod store;
+mod types;
 
 pub use engine::{Runtime, Transform};
-pub use types::{Batch, BatchLimits, Format, FrameKind, FrameList, Mode, Outbound, Output, Rejection, SourceInfo};
 pub use instance::{CallError, Failure, ShaperInstance};
 pub use limits::InstanceLimits;
 pub use load::{LoadError, WIT_PACKAGE};
+pub use types::{
+    Batch, BatchLimits, Format, FrameKind, FrameList, Mode, Outbound, Output, Rejection, SourceInfo,
+};

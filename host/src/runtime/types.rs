@@ -47,7 +47,11 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     /// Bounds that suit a destination writing in bulk.
     fn default() -> Self {
-        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
+        Self {
+            max_records: 1000,
+            max_bytes: 1 << 20,
+            max_age_ms: 1000,
+        }
     }
 }
 
@@ -89,7 +93,9 @@ impl FrameList {
     pub fn push(&mut self, sequence: u64, kind: FrameKind, payload: &[u8], received_at_ms: u64) {
         let frames = &mut self.0;
         frames.payloads.extend_from_slice(payload);
-        frames.ends.push(u32::try_from(frames.payloads.len()).expect("callers bound a push far below 4 GiB"));
+        frames.ends.push(
+            u32::try_from(frames.payloads.len()).expect("callers bound a push far below 4 GiB"),
+        );
         frames.kinds.push(kind.into());
         frames.sequences.push(sequence);
         frames.received_at_ms.push(received_at_ms);
@@ -116,8 +122,15 @@ impl FrameList {
     pub fn find(&self, sequence: u64) -> Option<(FrameKind, &[u8])> {
         let frames = &self.0;
         let index = frames.sequences.binary_search(&sequence).ok()?;
-        let start = if index == 0 { 0 } else { frames.ends[index - 1] as usize };
-        Some((frames.kinds[index].into(), &frames.payloads[start..frames.ends[index] as usize]))
+        let start = if index == 0 {
+            0
+        } else {
+            frames.ends[index - 1] as usize
+        };
+        Some((
+            frames.kinds[index].into(),
+            &frames.payloads[start..frames.ends[index] as usize],
+        ))
     }
 
     pub fn clear(&mut self) {
@@ -151,7 +164,9 @@ impl Batch {
     /// Each record's line, `\n` included.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.record_ends.iter().copied());
-        starts.zip(&self.record_ends).map(|(start, &end)| &self.lines[start as usize..end as usize])
+        starts
+            .zip(&self.record_ends)
+            .map(|(start, &end)| &self.lines[start as usize..end as usize])
     }
 }
 
