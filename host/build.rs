@@ -9,21 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
-const COMPONENT_CRATES: [&str; 3] = [
-    "skippr-guest",
-    "skippr-fixture-hostile",
-    "skippr-fixture-wrong-version",
-];
+const COMPONENT_CRATES: [&str; 3] = ["skippr-guest", "skippr-fixture-hostile", "skippr-fixture-wrong-version"];
 /// Set to a prebuilt default shaper to skip the nested build (e.g. when packaging).
 const PREBUILT_ENV: &str = "SKIPPR_GUEST_WASM";
 
 fn main() {
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .expect("host/ sits in the workspace root")
-        .to_path_buf();
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("host/ sits in the workspace root").to_path_buf();
     for watched in ["wit", "guest", "tests/fixtures", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -38,14 +30,8 @@ fn main() {
             release_dir.join("skippr_guest.wasm")
         }
     };
-    println!(
-        "cargo:rustc-env=SKIPPR_DEFAULT_TRANSFORM={}",
-        default_component.display()
-    );
-    println!(
-        "cargo:rustc-env=SKIPPR_FIXTURES_DIR={}",
-        release_dir.display()
-    );
+    println!("cargo:rustc-env=SKIPPR_DEFAULT_TRANSFORM={}", default_component.display());
+    println!("cargo:rustc-env=SKIPPR_FIXTURES_DIR={}", release_dir.display());
 }
 
 /// `<target>/wasm-components`, beside the outer build's profile folders.
@@ -55,12 +41,7 @@ fn guest_target_dir() -> PathBuf {
     let target = out_dir
         .ancestors()
         .find(|dir| dir.join("CACHEDIR.TAG").exists())
-        .unwrap_or_else(|| {
-            out_dir
-                .ancestors()
-                .nth(4)
-                .expect("OUT_DIR is nested in the target dir")
-        });
+        .unwrap_or_else(|| out_dir.ancestors().nth(4).expect("OUT_DIR is nested in the target dir"));
     target.join("wasm-components")
 }
 
@@ -68,11 +49,7 @@ fn build_components(root: &Path, target_dir: &Path) {
     ensure_wasm_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(root)
-        .args(["build", "--release", "--target", WASM_TARGET])
-        .arg("--target-dir")
-        .arg(target_dir);
+    command.current_dir(root).args(["build", "--release", "--target", WASM_TARGET]).arg("--target-dir").arg(target_dir);
     for krate in COMPONENT_CRATES {
         command.args(["-p", krate]);
     }
@@ -86,9 +63,7 @@ fn build_components(root: &Path, target_dir: &Path) {
             "RUSTC_WORKSPACE_WRAPPER",
         ]
         .contains(&key.as_ref())
-            || ["CARGO_PROFILE_", "CARGO_CFG_", "CARGO_FEATURE_"]
-                .iter()
-                .any(|prefix| key.starts_with(prefix));
+            || ["CARGO_PROFILE_", "CARGO_CFG_", "CARGO_FEATURE_"].iter().any(|prefix| key.starts_with(prefix));
         if outer_only {
             command.env_remove(key.as_ref());
         }
@@ -99,35 +74,19 @@ fn build_components(root: &Path, target_dir: &Path) {
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    let status = command
-        .status()
-        .expect("could not run cargo to build the shaper component");
-    assert!(
-        status.success(),
-        "building the shaper components for {WASM_TARGET} failed (see the errors above)"
-    );
+    let status = command.status().expect("could not run cargo to build the shaper component");
+    assert!(status.success(), "building the shaper components for {WASM_TARGET} failed (see the errors above)");
 }
 
 /// rust-toolchain.toml lists the wasm target; install it when rustup did not.
 fn ensure_wasm_target() {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("could not run rustc");
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().expect("could not run rustc");
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     if sysroot.join("lib/rustlib").join(WASM_TARGET).exists() {
         return;
     }
-    println!(
-        "cargo:warning=installing the {WASM_TARGET} target with rustup (listed in rust-toolchain.toml)"
-    );
-    let installed = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        installed,
-        "the {WASM_TARGET} target is missing: run `rustup target add {WASM_TARGET}`"
-    );
+    println!("cargo:warning=installing the {WASM_TARGET} target with rustup (listed in rust-toolchain.toml)");
+    let installed = Command::new("rustup").args(["target", "add", WASM_TARGET]).status().is_ok_and(|s| s.success());
+    assert!(installed, "the {WASM_TARGET} target is missing: run `rustup target add {WASM_TARGET}`");
 }

@@ -11,11 +11,7 @@ pub struct Limits {
 impl Default for Limits {
     /// Bounds that suit a destination writing in bulk.
     fn default() -> Self {
-        Self {
-            max_records: 1000,
-            max_bytes: 1 << 20,
-            max_age_ms: 1000,
-        }
+        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
     }
 }
 
@@ -53,11 +49,7 @@ impl Batcher {
             max_bytes: limits.max_bytes.max(1),
             max_age_ms: limits.max_age_ms,
         };
-        Self {
-            limits,
-            open: Batch::default(),
-            opened_at_ms: 0,
-        }
+        Self { limits, open: Batch::default(), opened_at_ms: 0 }
     }
 
     /// Appends one record written by `write` straight into the open batch. If `write`
@@ -96,9 +88,7 @@ impl Batcher {
 
     /// Closes the open batch if its first record is at least `max_age_ms` old.
     pub fn close_expired(&mut self, now_ms: u64, closed: &mut Vec<Batch>) {
-        if !self.open.is_empty()
-            && now_ms.saturating_sub(self.opened_at_ms) >= self.limits.max_age_ms
-        {
+        if !self.open.is_empty() && now_ms.saturating_sub(self.opened_at_ms) >= self.limits.max_age_ms {
             closed.push(std::mem::take(&mut self.open));
         }
     }
@@ -120,11 +110,7 @@ mod tests {
     use super::*;
 
     fn limits(max_records: u32, max_bytes: u32, max_age_ms: u64) -> Limits {
-        Limits {
-            max_records,
-            max_bytes,
-            max_age_ms,
-        }
+        Limits { max_records, max_bytes, max_age_ms }
     }
 
     fn add(batcher: &mut Batcher, seq: u64, at: u64, line: &str, closed: &mut Vec<Batch>) {

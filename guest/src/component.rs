@@ -57,17 +57,11 @@ export!(Component);
 fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
     let count = frames.ends.len();
     assert!(
-        frames.kinds.len() == count
-            && frames.sequences.len() == count
-            && frames.received_at_ms.len() == count,
+        frames.kinds.len() == count && frames.sequences.len() == count && frames.received_at_ms.len() == count,
         "host sent frame lists of different lengths"
     );
     (0..count).map(move |i| {
-        let start = if i == 0 {
-            0
-        } else {
-            frames.ends[i - 1] as usize
-        };
+        let start = if i == 0 { 0 } else { frames.ends[i - 1] as usize };
         let end = frames.ends[i] as usize;
         Frame {
             sequence: frames.sequences[i],
@@ -75,10 +69,7 @@ fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
                 wit::FrameKind::Text => FrameKind::Text,
                 wit::FrameKind::Binary => FrameKind::Binary,
             },
-            payload: frames
-                .payloads
-                .get(start..end)
-                .expect("host sent frame ends outside the payloads"),
+            payload: frames.payloads.get(start..end).expect("host sent frame ends outside the payloads"),
             received_at_ms: frames.received_at_ms[i],
         }
     })
@@ -115,10 +106,7 @@ fn output_of(namespace: &str, output: shaper::Output) -> wit::Output {
         rejections: output
             .rejections
             .into_iter()
-            .map(|r| wit::Rejection {
-                sequence: r.sequence,
-                reason: r.reason,
-            })
+            .map(|r| wit::Rejection { sequence: r.sequence, reason: r.reason })
             .collect(),
         outbound: Vec::new(),
     }

@@ -38,21 +38,14 @@ mod tests {
 
     #[test]
     fn include_meta_can_be_turned_off() {
-        assert!(
-            !Options::parse(r#"{"include_meta":false}"#)
-                .unwrap()
-                .include_meta
-        );
+        assert!(!Options::parse(r#"{"include_meta":false}"#).unwrap().include_meta);
     }
 
     #[test]
     fn unknown_option_is_refused_by_name() {
         let err = Options::parse(r#"{"include_mета":true}"#).unwrap_err();
         assert!(err.contains("unknown field `include_mета`"), "{err}");
-        assert!(
-            err.contains("include_meta"),
-            "the valid name is suggested: {err}"
-        );
+        assert!(err.contains("include_meta"), "the valid name is suggested: {err}");
     }
 
     #[test]

@@ -53,12 +53,7 @@ impl Encoder {
             write_json_string(&mut meta_prefix, url);
             meta_prefix.extend_from_slice(br#","connection_id":"#);
         }
-        Self {
-            format,
-            prefix,
-            meta_prefix,
-            connection_id: 0,
-        }
+        Self { format, prefix, meta_prefix, connection_id: 0 }
     }
 
     pub fn set_connection(&mut self, connection_id: u64) {
@@ -72,9 +67,7 @@ impl Encoder {
         match (frame.kind, self.format) {
             (FrameKind::Text, Format::Json) => write_json_value(out, text_of(frame)?)?,
             (FrameKind::Text, Format::Text) => write_json_string(out, text_of(frame)?),
-            (FrameKind::Binary, _) | (FrameKind::Text, Format::Raw) => {
-                write_base64(out, frame.payload)
-            }
+            (FrameKind::Binary, _) | (FrameKind::Text, Format::Raw) => write_base64(out, frame.payload),
         }
         if self.meta_prefix.is_empty() {
             out.extend_from_slice(b"}\n");
@@ -97,8 +90,7 @@ impl Encoder {
 }
 
 fn text_of<'a>(frame: &Frame<'a>) -> Result<&'a str, String> {
-    std::str::from_utf8(frame.payload)
-        .map_err(|err| format!("text frame is not valid UTF-8: {err}"))
+    std::str::from_utf8(frame.payload).map_err(|err| format!("text frame is not valid UTF-8: {err}"))
 }
 
 /// Validates `text` as exactly one JSON value and copies it as is, without building a
@@ -123,14 +115,8 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
 fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     let start = out.len();
-    out.resize(
-        start
-            + base64::encoded_len(bytes.len(), true).expect("frames are far below usize::MAX / 4"),
-        0,
-    );
-    let written = BASE64
-        .encode_slice(bytes, &mut out[start..])
-        .expect("the buffer was sized by encoded_len");
+    out.resize(start + base64::encoded_len(bytes.len(), true).expect("frames are far below usize::MAX / 4"), 0);
+    let written = BASE64.encode_slice(bytes, &mut out[start..]).expect("the buffer was sized by encoded_len");
     out.truncate(start + written);
     out.push(b'"');
 }
@@ -140,21 +126,11 @@ mod tests {
     use super::*;
 
     fn frame(kind: FrameKind, payload: &[u8]) -> Frame<'_> {
-        Frame {
-            sequence: 7,
-            kind,
-            payload,
-            received_at_ms: 1_700_000_000_123,
-        }
+        Frame { sequence: 7, kind, payload, received_at_ms: 1_700_000_000_123 }
     }
 
     fn encode(format: Format, include_meta: bool, frame: &Frame<'_>) -> Result<String, String> {
-        let mut encoder = Encoder::new(
-            "websocket.example.com",
-            "wss://example.com/v1",
-            format,
-            include_meta,
-        );
+        let mut encoder = Encoder::new("websocket.example.com", "wss://example.com/v1", format, include_meta);
         encoder.set_connection(3);
         let mut out = Vec::new();
         encoder.encode(frame, &mut out)?;
@@ -162,27 +138,16 @@ mod tests {
     }
 
     fn parse(line: &str) -> serde_json::Value {
-        assert!(
-            line.ends_with('\n') && line.matches('\n').count() == 1,
-            "one line: {line:?}"
-        );
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "one line: {line:?}");
         serde_json::from_str(line).unwrap()
     }
 
     #[test]
     fn json_frame_keeps_its_value_and_carries_metadata() {
-        let line = encode(
-            Format::Json,
-            true,
-            &frame(FrameKind::Text, br#"{"price": 1.5, "sym":"BTC"}"#),
-        )
-        .unwrap();
+        let line = encode(Format::Json, true, &frame(FrameKind::Text, br#"{"price": 1.5, "sym":"BTC"}"#)).unwrap();
         let record = parse(&line);
         assert_eq!(record["namespace"], "websocket.example.com");
-        assert_eq!(
-            record["value"],
-            serde_json::json!({"price": 1.5, "sym": "BTC"})
-        );
+        assert_eq!(record["value"], serde_json::json!({"price": 1.5, "sym": "BTC"}));
         assert_eq!(
             record["meta"],
             serde_json::json!({"url": "wss://example.com/v1", "connection_id": 3, "sequence": 7,
@@ -192,28 +157,15 @@ mod tests {
 
     #[test]
     fn pretty_printed_json_stays_on_one_line() {
-        let line = encode(
-            Format::Json,
-            true,
-            &frame(FrameKind::Text, b"{\r\n  \"a\": \"x\\ny\"\n}"),
-        )
-        .unwrap();
+        let line = encode(Format::Json, true, &frame(FrameKind::Text, b"{\r\n  \"a\": \"x\\ny\"\n}")).unwrap();
         assert_eq!(parse(&line)["value"], serde_json::json!({"a": "x\ny"}));
     }
 
     #[test]
     fn json_scalars_and_arrays_are_values_too() {
         for text in ["42", "\"hi\"", "[1,2]", "null", "true"] {
-            let line = encode(
-                Format::Json,
-                false,
-                &frame(FrameKind::Text, text.as_bytes()),
-            )
-            .unwrap();
-            assert_eq!(
-                parse(&line)["value"],
-                serde_json::from_str::<serde_json::Value>(text).unwrap()
-            );
+            let line = encode(Format::Json, false, &frame(FrameKind::Text, text.as_bytes())).unwrap();
+            assert_eq!(parse(&line)["value"], serde_json::from_str::<serde_json::Value>(text).unwrap());
         }
     }
 
@@ -229,12 +181,7 @@ mod tests {
 
     #[test]
     fn text_format_keeps_the_frame_as_a_string() {
-        let line = encode(
-            Format::Text,
-            true,
-            &frame(FrameKind::Text, "not json \"quoted\"\n∑".as_bytes()),
-        )
-        .unwrap();
+        let line = encode(Format::Text, true, &frame(FrameKind::Text, "not json \"quoted\"\n∑".as_bytes())).unwrap();
         assert_eq!(parse(&line)["value"], "not json \"quoted\"\n∑");
     }
 
@@ -247,12 +194,7 @@ mod tests {
     #[test]
     fn binary_frames_are_base64_and_marked_binary_in_every_format() {
         for format in [Format::Json, Format::Text, Format::Raw] {
-            let line = encode(
-                format,
-                true,
-                &frame(FrameKind::Binary, &[0, 159, 146, 150, 255]),
-            )
-            .unwrap();
+            let line = encode(format, true, &frame(FrameKind::Binary, &[0, 159, 146, 150, 255])).unwrap();
             let record = parse(&line);
             assert_eq!(record["value"], "AJ+Slv8=");
             assert_eq!(record["meta"]["kind"], "binary");
@@ -270,19 +212,14 @@ mod tests {
     #[test]
     fn metadata_can_be_left_out() {
         let line = encode(Format::Json, false, &frame(FrameKind::Text, b"1")).unwrap();
-        assert_eq!(
-            line,
-            "{\"namespace\":\"websocket.example.com\",\"value\":1}\n"
-        );
+        assert_eq!(line, "{\"namespace\":\"websocket.example.com\",\"value\":1}\n");
     }
 
     #[test]
     fn namespace_and_url_are_escaped() {
         let encoder = Encoder::new("ns\"x", "ws://h/\"q", Format::Json, true);
         let mut out = Vec::new();
-        encoder
-            .encode(&frame(FrameKind::Text, b"1"), &mut out)
-            .unwrap();
+        encoder.encode(&frame(FrameKind::Text, b"1"), &mut out).unwrap();
         let record = parse(std::str::from_utf8(&out).unwrap());
         assert_eq!(record["namespace"], "ns\"x");
         assert_eq!(record["meta"]["url"], "ws://h/\"q");

@@ -48,14 +48,9 @@ pub struct Shaper {
 impl Shaper {
     pub fn new(source: &Source, options: &Options) -> Self {
         let namespace = namespace_of(source);
-        let mut encoder =
-            Encoder::new(&namespace, &source.url, source.format, options.include_meta);
+        let mut encoder = Encoder::new(&namespace, &source.url, source.format, options.include_meta);
         encoder.set_connection(source.connection_id);
-        Self {
-            namespace,
-            encoder,
-            batcher: Batcher::new(source.limits),
-        }
+        Self { namespace, encoder, batcher: Batcher::new(source.limits) }
     }
 
     pub fn namespace(&self) -> &str {
@@ -70,17 +65,11 @@ impl Shaper {
         let mut output = Output::default();
         for frame in frames {
             let encoder = &self.encoder;
-            let added = self.batcher.add(
-                frame.sequence,
-                frame.received_at_ms,
-                &mut output.batches,
-                |out| encoder.encode(&frame, out),
-            );
+            let added = self
+                .batcher
+                .add(frame.sequence, frame.received_at_ms, &mut output.batches, |out| encoder.encode(&frame, out));
             if let Err(reason) = added {
-                output.rejections.push(Rejection {
-                    sequence: frame.sequence,
-                    reason,
-                });
+                output.rejections.push(Rejection { sequence: frame.sequence, reason });
             }
         }
         self.batcher.close_expired(now_ms, &mut output.batches);
@@ -112,29 +101,17 @@ mod tests {
             namespace: namespace.map(str::to_owned),
             connection_id: 1,
             format: Format::Json,
-            limits: Limits {
-                max_records: 2,
-                max_bytes: 1 << 20,
-                max_age_ms: 100,
-            },
+            limits: Limits { max_records: 2, max_bytes: 1 << 20, max_age_ms: 100 },
         }
     }
 
     fn text(sequence: u64, payload: &str) -> Frame<'_> {
-        Frame {
-            sequence,
-            kind: FrameKind::Text,
-            payload: payload.as_bytes(),
-            received_at_ms: 10,
-        }
+        Frame { sequence, kind: FrameKind::Text, payload: payload.as_bytes(), received_at_ms: 10 }
     }
 
     #[test]
     fn namespace_is_websocket_dot_host() {
-        assert_eq!(
-            namespace_of(&source("stream.example.com", None)),
-            "websocket.stream.example.com"
-        );
+        assert_eq!(namespace_of(&source("stream.example.com", None)), "websocket.stream.example.com");
     }
 
     #[test]
@@ -152,13 +129,7 @@ mod tests {
         let mut shaper = Shaper::new(&source("h", None), &Options::default());
         let frames = [text(0, "1"), text(1, "{bad"), text(2, "2"), text(3, "3")];
         let out = shaper.push(frames, 10);
-        assert_eq!(
-            out.rejections,
-            [Rejection {
-                sequence: 1,
-                reason: out.rejections[0].reason.clone()
-            }]
-        );
+        assert_eq!(out.rejections, [Rejection { sequence: 1, reason: out.rejections[0].reason.clone() }]);
         assert!(out.rejections[0].reason.starts_with("invalid JSON"));
         assert_eq!(out.batches.len(), 1);
         assert_eq!(out.batches[0].record_sequences, [0, 2]);

@@ -18,10 +18,7 @@ fn main() -> anyhow::Result<()> {
     let payloads: Vec<Vec<u8>> = (0..FRAMES).map(trade).collect();
     let mean = payloads.iter().map(Vec::len).sum::<usize>() / FRAMES;
     println!("{FRAMES} JSON frames of ~{mean} bytes each; best of 3 runs\n");
-    println!(
-        "{:>9}  {:>16}  {:>16}  {:>14}",
-        "list size", "native frames/s", "wasm frames/s", "wasm / native"
-    );
+    println!("{:>9}  {:>16}  {:>16}  {:>14}", "list size", "native frames/s", "wasm frames/s", "wasm / native");
     let runtime = Runtime::new()?;
     let transform = runtime.default_transform()?;
     for list_size in LIST_SIZES {
@@ -34,10 +31,7 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let mut records = 0;
             for list in &lists {
-                records += instance
-                    .push(list, RECEIVED_AT_MS)
-                    .expect("push")
-                    .record_count();
+                records += instance.push(list, RECEIVED_AT_MS).expect("push").record_count();
             }
             records += instance.flush().expect("flush").record_count();
             assert_eq!(records, FRAMES);
@@ -66,11 +60,7 @@ fn trade(n: usize) -> Vec<u8> {
 }
 
 fn source_info() -> SourceInfo {
-    SourceInfo {
-        url: "wss://stream.example.com/v1".into(),
-        host: "stream.example.com".into(),
-        ..SourceInfo::default()
-    }
+    SourceInfo { url: "wss://stream.example.com/v1".into(), host: "stream.example.com".into(), ..SourceInfo::default() }
 }
 
 fn pack(payloads: &[Vec<u8>], list_size: usize) -> Vec<FrameList> {
@@ -108,19 +98,9 @@ fn shape_natively(payloads: &[Vec<u8>], list_size: usize) -> Duration {
             payload,
             received_at_ms: RECEIVED_AT_MS,
         });
-        records += shaper
-            .push(frames, RECEIVED_AT_MS)
-            .batches
-            .iter()
-            .map(|b| b.len())
-            .sum::<usize>();
+        records += shaper.push(frames, RECEIVED_AT_MS).batches.iter().map(|b| b.len()).sum::<usize>();
     }
-    records += shaper
-        .flush()
-        .batches
-        .iter()
-        .map(|b| b.len())
-        .sum::<usize>();
+    records += shaper.flush().batches.iter().map(|b| b.len()).sum::<usize>();
     assert_eq!(records, FRAMES);
     started.elapsed()
 }

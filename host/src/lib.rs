@@ -1,10 +1,24 @@
 //! Skippr's WebSocket source connector.
 //!
 //! # Layout
-//! - [`runtime`]: the wasmtime sandbox that runs transform components.
-//! - [`transform_check`]: `skippr transform check`, loading and exercising a component.
 //! - [`cli`]: the command line.
+//! - [`config`]: skippr.yaml: parsing, `${VAR}` resolution, validation, edits.
+//! - [`source`]: connecting (proxy, TLS, headers), sessions, keepalive, reconnects.
+//! - [`pipeline`]: source → shaper → writer over bounded channels, and the drain order.
+//! - [`runtime`]: the wasmtime sandbox that runs transform components.
+//! - [`sink`], [`deadletter`]: where records and rejected frames are written.
+//! - [`metrics`]: the counters behind the summary.
+//! - [`redact`]: keeping secrets out of logs and errors.
+//! - [`demo`], [`transform_check`]: `skippr demo` and `skippr transform check`.
 
 pub mod cli;
+pub mod config;
+pub mod deadletter;
+pub mod demo;
+pub mod metrics;
+pub mod pipeline;
+pub mod redact;
 pub mod runtime;
+pub mod sink;
+pub mod source;
 pub mod transform_check;

@@ -1,23 +1,26 @@
-//! The `skippr` binary: parse the command line, set up logging, run, map to an exit code.
+//! The `skippr` binary: parse the command line, set up logging, run, map to an exit code:
+//! 2 for bad usage or config, 1 for a failed run, 0 for a clean finish.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use skippr::cli::{Cli, UsageError};
+use skippr::config::ConfigError;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = skippr::cli::Cli::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SKIPPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("SKIPPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match skippr::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            if err.is::<ConfigError>() || err.is::<UsageError>() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

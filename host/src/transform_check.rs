@@ -5,16 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::runtime::{
-    FrameKind, FrameList, InstanceLimits, Output, Runtime, SourceInfo, WIT_PACKAGE,
-};
+use crate::runtime::{FrameKind, FrameList, InstanceLimits, Output, Runtime, SourceInfo, WIT_PACKAGE};
 
 /// Frames a real feed sends: JSON, JSON that is not, plain text and binary.
 const SAMPLE_FRAMES: [(FrameKind, &[u8]); 4] = [
-    (
-        FrameKind::Text,
-        br#"{"type":"trade","symbol":"BTC-USD","price":"64012.5","size":0.25}"#,
-    ),
+    (FrameKind::Text, br#"{"type":"trade","symbol":"BTC-USD","price":"64012.5","size":0.25}"#),
     (FrameKind::Text, br#"{"type":"trade","symbol":"ETH-USD","#),
     (FrameKind::Text, b"heartbeat"),
     (FrameKind::Binary, &[0x00, 0x9f, 0x92, 0x96, 0xff]),
@@ -29,31 +24,15 @@ pub fn check(runtime: &Runtime, path: Option<&Path>, options: &str) -> anyhow::R
         None => runtime.default_transform()?,
     };
     let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "component: {} ({} bytes)",
-        transform.name(),
-        transform.size_bytes()
-    );
-    let _ = writeln!(
-        report,
-        "world:     {WIT_PACKAGE} transform (exports skippr:connector/shaper)"
-    );
+    let _ = writeln!(report, "component: {} ({} bytes)", transform.name(), transform.size_bytes());
+    let _ = writeln!(report, "world:     {WIT_PACKAGE} transform (exports skippr:connector/shaper)");
     let _ = writeln!(report, "imports:   {}", list_or_none(transform.imports()));
 
-    let source = SourceInfo {
-        url: SAMPLE_URL.to_owned(),
-        host: "stream.example.com".to_owned(),
-        ..SourceInfo::default()
-    };
+    let source =
+        SourceInfo { url: SAMPLE_URL.to_owned(), host: "stream.example.com".to_owned(), ..SourceInfo::default() };
     let started = Instant::now();
-    let mut instance =
-        transform.instantiate("check", &source, options, InstanceLimits::default())?;
-    let _ = writeln!(
-        report,
-        "init:      ok in {:.2} ms (options: {options})",
-        started.elapsed().as_secs_f64() * 1e3
-    );
+    let mut instance = transform.instantiate("check", &source, options, InstanceLimits::default())?;
+    let _ = writeln!(report, "init:      ok in {:.2} ms (options: {options})", started.elapsed().as_secs_f64() * 1e3);
 
     let outbound = instance.on_connect(1)?;
     let _ = writeln!(report, "on-connect: {} message(s) to send", outbound.len());
@@ -81,18 +60,10 @@ fn describe(report: &mut String, pushed: usize, output: &Output) {
         let _ = write!(report, "  record   {}", String::from_utf8_lossy(record));
     }
     for rejection in &output.rejections {
-        let _ = writeln!(
-            report,
-            "  rejected frame {}: {}",
-            rejection.sequence, rejection.reason
-        );
+        let _ = writeln!(report, "  rejected frame {}: {}", rejection.sequence, rejection.reason);
     }
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }

@@ -12,19 +12,13 @@ fn embedded_shaper_round_trips_frames_to_batches() {
     instance.on_connect(4).unwrap();
     let frames = json_frames(10, 5);
     let mut output = instance.push(&frames, 0).unwrap();
-    assert!(
-        output.batches.is_empty(),
-        "1000 records / 1 MiB / 1 s bounds keep a small push open"
-    );
+    assert!(output.batches.is_empty(), "1000 records / 1 MiB / 1 s bounds keep a small push open");
     output = instance.flush().unwrap();
     assert_eq!(output.batches.len(), 1);
     let batch = &output.batches[0];
     assert_eq!(batch.namespace, "websocket.feed.test");
     assert_eq!(batch.record_sequences, [10, 11, 12, 13, 14]);
-    let records: Vec<serde_json::Value> = batch
-        .records()
-        .map(|line| serde_json::from_slice(line).unwrap())
-        .collect();
+    let records: Vec<serde_json::Value> = batch.records().map(|line| serde_json::from_slice(line).unwrap()).collect();
     assert_eq!(records[2]["value"], serde_json::json!({"n": 12}));
     assert_eq!(records[2]["meta"]["connection_id"], 4);
     assert_eq!(records[2]["meta"]["sequence"], 12);
@@ -44,13 +38,7 @@ fn embedded_shaper_rejects_invalid_json_with_the_reason() {
     let output = instance.push(&frames, 0).unwrap();
     assert_eq!(output.rejections.len(), 1);
     assert_eq!(output.rejections[0].sequence, 1);
-    assert!(
-        output.rejections[0]
-            .reason
-            .starts_with("invalid JSON: EOF while parsing"),
-        "{:?}",
-        output.rejections
-    );
+    assert!(output.rejections[0].reason.starts_with("invalid JSON: EOF while parsing"), "{:?}", output.rejections);
     assert_eq!(round_trip(&mut instance, &FrameList::default()), [0, 2]);
 }
 
@@ -62,20 +50,12 @@ fn embedded_shaper_batches_by_count_and_by_age() {
     source.limits.max_records = 3;
     source.limits.max_age_ms = 100;
     let transform = runtime.default_transform().unwrap();
-    let mut instance = transform
-        .instantiate("batching", &source, "{}", InstanceLimits::default())
-        .unwrap();
+    let mut instance = transform.instantiate("batching", &source, "{}", InstanceLimits::default()).unwrap();
     let output = instance.push(&json_frames(0, 7), 1_000).unwrap();
     let sizes: Vec<usize> = output.batches.iter().map(|batch| batch.len()).collect();
     assert_eq!(sizes, [3, 3]);
-    assert!(
-        instance.tick(1_050).unwrap().batches.is_empty(),
-        "the open batch is 44 ms old"
-    );
-    assert_eq!(
-        instance.tick(1_106).unwrap().batches[0].record_sequences,
-        [6]
-    );
+    assert!(instance.tick(1_050).unwrap().batches.is_empty(), "the open batch is 44 ms old");
+    assert_eq!(instance.tick(1_106).unwrap().batches[0].record_sequences, [6]);
 }
 
 /// The transform's options reach init; bad ones are refused with the option named.
@@ -84,32 +64,16 @@ fn bad_transform_options_are_refused_at_init() {
     let runtime = Runtime::new().unwrap();
     let transform = runtime.default_transform().unwrap();
     let err = transform
-        .instantiate(
-            "options",
-            &source(),
-            r#"{"include_metadata":1}"#,
-            InstanceLimits::default(),
-        )
+        .instantiate("options", &source(), r#"{"include_metadata":1}"#, InstanceLimits::default())
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("refused its options"), "{message}");
-    assert!(
-        message.contains("unknown field `include_metadata`"),
-        "{message}"
-    );
-    let quiet = transform.instantiate(
-        "options",
-        &source(),
-        r#"{"include_meta":false}"#,
-        InstanceLimits::default(),
-    );
+    assert!(message.contains("unknown field `include_metadata`"), "{message}");
+    let quiet = transform.instantiate("options", &source(), r#"{"include_meta":false}"#, InstanceLimits::default());
     let mut quiet = quiet.unwrap();
     quiet.push(&json_frames(0, 1), 0).unwrap();
     let lines = quiet.flush().unwrap().batches.remove(0).lines;
-    assert_eq!(
-        String::from_utf8(lines).unwrap(),
-        "{\"namespace\":\"websocket.feed.test\",\"value\":{\"n\":0}}\n"
-    );
+    assert_eq!(String::from_utf8(lines).unwrap(), "{\"namespace\":\"websocket.feed.test\",\"value\":{\"n\":0}}\n");
 }
 
 /// A large list crosses in one call and every frame comes back.
@@ -126,17 +90,9 @@ fn a_thousand_frames_cross_in_one_push() {
 fn instances_of_one_transform_do_not_share_state() {
     let runtime = Runtime::new().unwrap();
     let transform = runtime.default_transform().unwrap();
-    let mut first = transform
-        .instantiate("a", &source(), "{}", InstanceLimits::default())
-        .unwrap();
-    let other = SourceInfo {
-        host: String::new(),
-        url: "ws:///x".into(),
-        ..source()
-    };
-    let mut second = transform
-        .instantiate("b", &other, "{}", InstanceLimits::default())
-        .unwrap();
+    let mut first = transform.instantiate("a", &source(), "{}", InstanceLimits::default()).unwrap();
+    let other = SourceInfo { host: String::new(), url: "ws:///x".into(), ..source() };
+    let mut second = transform.instantiate("b", &other, "{}", InstanceLimits::default()).unwrap();
     first.push(&json_frames(0, 2), 0).unwrap();
     second.push(&json_frames(100, 1), 0).unwrap();
     let first_batch = first.flush().unwrap().batches.remove(0);

@@ -11,32 +11,19 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn source() -> SourceInfo {
-    SourceInfo {
-        url: "ws://feed.test/v1".into(),
-        host: "feed.test".into(),
-        ..SourceInfo::default()
-    }
+    SourceInfo { url: "ws://feed.test/v1".into(), host: "feed.test".into(), ..SourceInfo::default() }
 }
 
 /// A default-shaper instance with default limits.
 pub fn default_instance(runtime: &Runtime, name: &str) -> ShaperInstance {
-    runtime
-        .default_transform()
-        .unwrap()
-        .instantiate(name, &source(), "{}", InstanceLimits::default())
-        .unwrap()
+    runtime.default_transform().unwrap().instantiate(name, &source(), "{}", InstanceLimits::default()).unwrap()
 }
 
 /// `count` JSON text frames numbered from `first`.
 pub fn json_frames(first: u64, count: u64) -> FrameList {
     let mut frames = FrameList::default();
     for sequence in first..first + count {
-        frames.push(
-            sequence,
-            FrameKind::Text,
-            format!(r#"{{"n":{sequence}}}"#).as_bytes(),
-            1_000 + sequence,
-        );
+        frames.push(sequence, FrameKind::Text, format!(r#"{{"n":{sequence}}}"#).as_bytes(), 1_000 + sequence);
     }
     frames
 }
@@ -45,19 +32,12 @@ pub fn json_frames(first: u64, count: u64) -> FrameList {
 pub fn round_trip(instance: &mut ShaperInstance, frames: &FrameList) -> Vec<u64> {
     let mut output = instance.push(frames, 0).unwrap();
     output.batches.extend(instance.flush().unwrap().batches);
-    output
-        .batches
-        .iter()
-        .flat_map(|batch| batch.record_sequences.clone())
-        .collect()
+    output.batches.iter().flat_map(|batch| batch.record_sequences.clone()).collect()
 }
 
 /// Runs the real binary with `args`, no stdin, and returns what it did.
 pub fn skippr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skippr"))
-        .args(args)
-        .output()
-        .expect("the skippr binary runs")
+    Command::new(env!("CARGO_BIN_EXE_skippr")).args(args).output().expect("the skippr binary runs")
 }
 
 pub fn text(bytes: &[u8]) -> String {

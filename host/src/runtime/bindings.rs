@@ -69,10 +69,7 @@ pub(super) fn output(output: wit::Output) -> types::Output {
         rejections: output
             .rejections
             .into_iter()
-            .map(|rejection| types::Rejection {
-                sequence: rejection.sequence,
-                reason: rejection.reason,
-            })
+            .map(|rejection| types::Rejection { sequence: rejection.sequence, reason: rejection.reason })
             .collect(),
         outbound: outbound(output.outbound),
     }

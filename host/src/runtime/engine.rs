@@ -45,9 +45,7 @@ impl Runtime {
         Bindings::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| data)
             .context("cannot link the host's logging")?;
         spawn_epoch_ticker(&engine);
-        Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, linker }),
-        })
+        Ok(Self { inner: Arc::new(RuntimeInner { engine, linker }) })
     }
 
     /// The default shaper embedded in this binary.
@@ -58,37 +56,18 @@ impl Runtime {
     /// A transform component from a file, checked against the world.
     pub fn load_file(&self, path: &Path) -> Result<Transform, LoadError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: name.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: name.clone(), source })?;
         self.load_bytes(&name, &bytes)
     }
 
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Transform, LoadError> {
         let component = load::compile(&self.inner.engine, name, bytes)?;
-        let link_error = |err: wasmtime::Error| LoadError::Link {
-            name: name.to_owned(),
-            reason: format!("{err:#}"),
-        };
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(link_error)?;
+        let link_error = |err: wasmtime::Error| LoadError::Link { name: name.to_owned(), reason: format!("{err:#}") };
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = BindingsPre::new(pre).map_err(link_error)?;
         let engine = &self.inner.engine;
-        let imports = component
-            .component_type()
-            .imports(engine)
-            .map(|(import, _)| import.to_owned())
-            .collect();
-        Ok(Transform {
-            name: name.to_owned(),
-            size_bytes: bytes.len(),
-            imports,
-            pre,
-        })
+        let imports = component.component_type().imports(engine).map(|(import, _)| import.to_owned()).collect();
+        Ok(Transform { name: name.to_owned(), size_bytes: bytes.len(), imports, pre })
     }
 }
 

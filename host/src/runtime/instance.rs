@@ -28,18 +28,10 @@ pub enum Failure {
     OptionsRefused(String),
     #[error("it ran past its CPU budget of {limit_ms} ms per call (limits.cpu_ms_per_call)")]
     CpuBudget { limit_ms: u64 },
-    #[error(
-        "it hit its memory cap of {limit_bytes} bytes asking for {requested_bytes} bytes (limits.memory_mb)"
-    )]
-    MemoryCap {
-        limit_bytes: usize,
-        requested_bytes: usize,
-    },
+    #[error("it hit its memory cap of {limit_bytes} bytes asking for {requested_bytes} bytes (limits.memory_mb)")]
+    MemoryCap { limit_bytes: usize, requested_bytes: usize },
     #[error("it trapped: {trap}{}", said(.last_words))]
-    Trapped {
-        trap: String,
-        last_words: Option<String>,
-    },
+    Trapped { trap: String, last_words: Option<String> },
     #[error("it returned an invalid output: {0}")]
     InvalidOutput(String),
     #[error("it failed earlier and cannot be called again")]
@@ -47,10 +39,7 @@ pub enum Failure {
 }
 
 fn said(last_words: &Option<String>) -> String {
-    last_words
-        .as_ref()
-        .map(|words| format!(" (the guest said: {words})"))
-        .unwrap_or_default()
+    last_words.as_ref().map(|words| format!(" (the guest said: {words})")).unwrap_or_default()
 }
 
 pub struct ShaperInstance {
@@ -63,9 +52,7 @@ pub struct ShaperInstance {
 
 impl fmt::Debug for ShaperInstance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShaperInstance")
-            .field("instance", &self.store.data().instance)
-            .finish_non_exhaustive()
+        f.debug_struct("ShaperInstance").field("instance", &self.store.data().instance).finish_non_exhaustive()
     }
 }
 
@@ -77,17 +64,10 @@ impl ShaperInstance {
         options: &str,
         limits: InstanceLimits,
     ) -> Result<Self, CallError> {
-        let mut store = Store::new(
-            pre.engine(),
-            StoreData::new(instance.to_owned(), limits.memory_bytes),
-        );
+        let mut store = Store::new(pre.engine(), StoreData::new(instance.to_owned(), limits.memory_bytes));
         store.limiter(|data| &mut data.limiter);
         store.epoch_deadline_trap();
-        let fail = |failure| CallError {
-            instance: instance.to_owned(),
-            call: "init",
-            failure,
-        };
+        let fail = |failure| CallError { instance: instance.to_owned(), call: "init", failure };
         store.data_mut().start_call();
         set_budget(&mut store, limits);
         let instantiated = pre.instantiate(&mut store).and_then(|bindings| {
@@ -97,16 +77,9 @@ impl ShaperInstance {
             Ok((bindings, init))
         });
         let last_words = store.data_mut().finish_call();
-        let (bindings, init) =
-            instantiated.map_err(|err| fail(classify(&store, limits, &err, last_words)))?;
+        let (bindings, init) = instantiated.map_err(|err| fail(classify(&store, limits, &err, last_words)))?;
         let shaper = init.map_err(|reason| fail(Failure::OptionsRefused(reason)))?;
-        Ok(Self {
-            store,
-            bindings,
-            shaper,
-            limits,
-            poisoned: false,
-        })
+        Ok(Self { store, bindings, shaper, limits, poisoned: false })
     }
 
     pub fn name(&self) -> &str {
@@ -116,10 +89,7 @@ impl ShaperInstance {
     /// Shapes a list of frames.
     pub fn push(&mut self, frames: &FrameList, now_ms: u64) -> Result<Output, CallError> {
         let output = self.call("push", |store, bindings, shaper| {
-            bindings
-                .skippr_connector_shaper()
-                .shaper()
-                .call_push(store, shaper, &frames.0, now_ms)
+            bindings.skippr_connector_shaper().shaper().call_push(store, shaper, &frames.0, now_ms)
         })?;
         self.checked(bindings::output(output), "push")
     }
@@ -127,10 +97,7 @@ impl ShaperInstance {
     /// Lets time pass so old batches close.
     pub fn tick(&mut self, now_ms: u64) -> Result<Output, CallError> {
         let output = self.call("tick", |store, bindings, shaper| {
-            bindings
-                .skippr_connector_shaper()
-                .shaper()
-                .call_tick(store, shaper, now_ms)
+            bindings.skippr_connector_shaper().shaper().call_tick(store, shaper, now_ms)
         })?;
         self.checked(bindings::output(output), "tick")
     }
@@ -138,11 +105,7 @@ impl ShaperInstance {
     /// Tells the shaper a connection opened; returns what to send on it first.
     pub fn on_connect(&mut self, connection_id: u64) -> Result<Vec<Outbound>, CallError> {
         let outbound = self.call("on-connect", |store, bindings, shaper| {
-            bindings.skippr_connector_shaper().shaper().call_on_connect(
-                store,
-                shaper,
-                connection_id,
-            )
+            bindings.skippr_connector_shaper().shaper().call_on_connect(store, shaper, connection_id)
         })?;
         Ok(bindings::outbound(outbound))
     }
@@ -150,10 +113,7 @@ impl ShaperInstance {
     /// Closes every open batch.
     pub fn flush(&mut self) -> Result<Output, CallError> {
         let output = self.call("flush", |store, bindings, shaper| {
-            bindings
-                .skippr_connector_shaper()
-                .shaper()
-                .call_flush(store, shaper)
+            bindings.skippr_connector_shaper().shaper().call_flush(store, shaper)
         })?;
         self.checked(bindings::output(output), "flush")
     }
@@ -186,11 +146,7 @@ impl ShaperInstance {
     }
 
     fn error(&self, call: &'static str, failure: Failure) -> CallError {
-        CallError {
-            instance: self.name().to_owned(),
-            call,
-            failure,
-        }
+        CallError { instance: self.name().to_owned(), call, failure }
     }
 }
 
@@ -207,23 +163,12 @@ fn classify(
     last_words: Option<String>,
 ) -> Failure {
     if let Some(requested_bytes) = store.data().limiter.refused_growth_to {
-        return Failure::MemoryCap {
-            limit_bytes: limits.memory_bytes,
-            requested_bytes,
-        };
+        return Failure::MemoryCap { limit_bytes: limits.memory_bytes, requested_bytes };
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Failure::CpuBudget {
-            limit_ms: limits.cpu_ms_per_call,
-        },
-        Some(trap) => Failure::Trapped {
-            trap: trap.to_string(),
-            last_words,
-        },
-        None => Failure::Trapped {
-            trap: format!("{err:#}"),
-            last_words,
-        },
+        Some(Trap::Interrupt) => Failure::CpuBudget { limit_ms: limits.cpu_ms_per_call },
+        Some(trap) => Failure::Trapped { trap: trap.to_string(), last_words },
+        None => Failure::Trapped { trap: format!("{err:#}"), last_words },
     }
 }
 
@@ -247,23 +192,15 @@ fn check_output(output: &Output, max_output_bytes: usize) -> Result<(), String> 
         let mut start = 0;
         for &end in &batch.record_ends {
             let line = batch.lines.get(start..end as usize).ok_or_else(|| {
-                format!(
-                    "a record ends at byte {end}, outside its batch of {} bytes",
-                    batch.lines.len()
-                )
+                format!("a record ends at byte {end}, outside its batch of {} bytes", batch.lines.len())
             })?;
             if line.last() != Some(&b'\n') || line[..line.len() - 1].contains(&b'\n') {
-                return Err(format!(
-                    "the record at bytes {start}..{end} is not exactly one line ending in \\n"
-                ));
+                return Err(format!("the record at bytes {start}..{end} is not exactly one line ending in \\n"));
             }
             start = end as usize;
         }
         if start != batch.lines.len() {
-            return Err(format!(
-                "{} bytes after the last record of a batch",
-                batch.lines.len() - start
-            ));
+            return Err(format!("{} bytes after the last record of a batch", batch.lines.len() - start));
         }
     }
     Ok(())
@@ -288,10 +225,7 @@ mod tests {
 
     #[test]
     fn well_formed_batches_pass() {
-        assert_eq!(
-            check_output(&output_of(b"{}\n[]\n", vec![3, 6], vec![1, 2]), 100),
-            Ok(())
-        );
+        assert_eq!(check_output(&output_of(b"{}\n[]\n", vec![3, 6], vec![1, 2]), 100), Ok(()));
     }
 
     #[test]
@@ -301,20 +235,14 @@ mod tests {
             (output_of(b"{}\n", vec![3], vec![]), "record sequences"),
             (output_of(b"{}", vec![2], vec![0]), "exactly one line"),
             (output_of(b"{\n}\n", vec![4], vec![0]), "exactly one line"),
-            (
-                output_of(b"{}\n{}\n", vec![3], vec![0]),
-                "after the last record",
-            ),
+            (output_of(b"{}\n{}\n", vec![3], vec![0]), "after the last record"),
             (output_of(b"{}\n", vec![3], vec![0]), ""),
         ];
         for (output, expected) in cases {
             let result = check_output(&output, 100);
             match expected {
                 "" => assert_eq!(result, Ok(())),
-                _ => assert!(
-                    result.as_ref().unwrap_err().contains(expected),
-                    "{result:?}"
-                ),
+                _ => assert!(result.as_ref().unwrap_err().contains(expected), "{result:?}"),
             }
         }
     }

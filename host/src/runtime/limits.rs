@@ -42,28 +42,15 @@ pub(super) struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap_bytes {
             self.refused_growth_to = Some(desired);
-            wasmtime::bail!(
-                "memory cap of {} bytes hit growing from {current} to {desired} bytes",
-                self.cap_bytes
-            );
+            wasmtime::bail!("memory cap of {} bytes hit growing from {current} to {desired} bytes", self.cap_bytes);
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         // Tables hold function references; a shaper needs a few thousand at most.
         Ok(desired <= 100_000)
     }

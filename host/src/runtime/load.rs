@@ -14,10 +14,7 @@ const SHAPER_EXPORT_PREFIX: &str = "skippr:connector/shaper@";
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{name} is empty (0 bytes): expected a WebAssembly component built for {WIT_PACKAGE}")]
     Empty { name: String },
     #[error("{name} is not WebAssembly: it does not start with the `\\0asm` magic bytes")]
@@ -60,38 +57,23 @@ pub(super) fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
 
 pub(super) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, LoadError> {
     check_header(name, bytes)?;
-    let component = Component::new(engine, bytes).map_err(|err| LoadError::Invalid {
-        name: name.to_owned(),
-        reason: format!("{err:#}"),
-    })?;
+    let component = Component::new(engine, bytes)
+        .map_err(|err| LoadError::Invalid { name: name.to_owned(), reason: format!("{err:#}") })?;
     check_exports(engine, name, &component)?;
     Ok(component)
 }
 
 fn check_exports(engine: &Engine, name: &str, component: &Component) -> Result<(), LoadError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(export, _)| export.to_owned())
-        .collect();
+    let exports: Vec<String> =
+        component.component_type().exports(engine).map(|(export, _)| export.to_owned()).collect();
     if exports.iter().any(|export| export == SHAPER_EXPORT) {
         return Ok(());
     }
     let name = name.to_owned();
-    if let Some(other) = exports
-        .iter()
-        .find_map(|export| export.strip_prefix(SHAPER_EXPORT_PREFIX))
-    {
-        return Err(LoadError::WrongVersion {
-            name,
-            found: other.to_owned(),
-        });
+    if let Some(other) = exports.iter().find_map(|export| export.strip_prefix(SHAPER_EXPORT_PREFIX)) {
+        return Err(LoadError::WrongVersion { name, found: other.to_owned() });
     }
-    let exports = if exports.is_empty() {
-        "nothing".to_owned()
-    } else {
-        exports.join(", ")
-    };
+    let exports = if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") };
     Err(LoadError::MissingExport { name, exports })
 }
 
@@ -101,18 +83,9 @@ mod tests {
 
     #[test]
     fn empty_junk_and_core_modules_are_told_apart() {
-        assert!(matches!(
-            check_header("x", b""),
-            Err(LoadError::Empty { .. })
-        ));
-        assert!(matches!(
-            check_header("x", b"hello world"),
-            Err(LoadError::NotWasm { .. })
-        ));
-        assert!(matches!(
-            check_header("x", b"\0asm\x01\0\0\0"),
-            Err(LoadError::CoreModule { .. })
-        ));
+        assert!(matches!(check_header("x", b""), Err(LoadError::Empty { .. })));
+        assert!(matches!(check_header("x", b"hello world"), Err(LoadError::NotWasm { .. })));
+        assert!(matches!(check_header("x", b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule { .. })));
         assert!(check_header("x", b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

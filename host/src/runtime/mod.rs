@@ -14,6 +14,4 @@ pub use engine::{Runtime, Transform};
 pub use instance::{CallError, Failure, ShaperInstance};
 pub use limits::InstanceLimits;
 pub use load::{LoadError, WIT_PACKAGE};
-pub use types::{
-    Batch, BatchLimits, Format, FrameKind, FrameList, Mode, Outbound, Output, Rejection, SourceInfo,
-};
+pub use types::{Batch, BatchLimits, Format, FrameKind, FrameList, Mode, Outbound, Output, Rejection, SourceInfo};

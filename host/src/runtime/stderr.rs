@@ -76,9 +76,7 @@ mod tests {
     #[test]
     fn output_over_the_cap_is_counted_not_kept() {
         let mut stderr = CapturedStderr::default();
-        stderr
-            .write(bytes::Bytes::from(vec![b'x'; MAX_LOG_BYTES_PER_CALL + 10]))
-            .unwrap();
+        stderr.write(bytes::Bytes::from(vec![b'x'; MAX_LOG_BYTES_PER_CALL + 10])).unwrap();
         let (text, dropped) = stderr.take();
         assert_eq!((text.len(), dropped), (MAX_LOG_BYTES_PER_CALL, 10));
         assert_eq!(stderr.take(), (String::new(), 0), "each call starts empty");

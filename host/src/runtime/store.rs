@@ -26,10 +26,7 @@ impl StoreData {
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         Self {
             instance,
-            limiter: MemoryLimiter {
-                cap_bytes: memory_cap_bytes,
-                refused_growth_to: None,
-            },
+            limiter: MemoryLimiter { cap_bytes: memory_cap_bytes, refused_growth_to: None },
             log: GuestLog::default(),
             stderr,
             wasi,
@@ -40,10 +37,7 @@ impl StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -84,11 +78,7 @@ impl StoreData {
             );
         }
         let stderr = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut last_words = self
-            .log
-            .last_error
-            .take()
-            .or_else(|| (!stderr.is_empty()).then_some(stderr))?;
+        let mut last_words = self.log.last_error.take().or_else(|| (!stderr.is_empty()).then_some(stderr))?;
         truncate_at_char(&mut last_words, LAST_WORDS_BYTES);
         Some(last_words)
     }
@@ -146,11 +136,7 @@ mod tests {
         data.start_call();
         data.log(Level::Error, "bad options".into());
         assert_eq!(data.finish_call().as_deref(), Some("bad options"));
-        assert_eq!(
-            data.finish_call(),
-            None,
-            "each call starts with no last words"
-        );
+        assert_eq!(data.finish_call(), None, "each call starts with no last words");
     }
 
     #[test]

@@ -47,11 +47,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     /// Bounds that suit a destination writing in bulk.
     fn default() -> Self {
-        Self {
-            max_records: 1000,
-            max_bytes: 1 << 20,
-            max_age_ms: 1000,
-        }
+        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
     }
 }
 
@@ -93,9 +89,7 @@ impl FrameList {
     pub fn push(&mut self, sequence: u64, kind: FrameKind, payload: &[u8], received_at_ms: u64) {
         let frames = &mut self.0;
         frames.payloads.extend_from_slice(payload);
-        frames.ends.push(
-            u32::try_from(frames.payloads.len()).expect("callers bound a push far below 4 GiB"),
-        );
+        frames.ends.push(u32::try_from(frames.payloads.len()).expect("callers bound a push far below 4 GiB"));
         frames.kinds.push(kind.into());
         frames.sequences.push(sequence);
         frames.received_at_ms.push(received_at_ms);
@@ -118,19 +112,13 @@ impl FrameList {
         &self.0.sequences
     }
 
-    /// The frame with this sequence number: its kind and payload.
-    pub fn find(&self, sequence: u64) -> Option<(FrameKind, &[u8])> {
+    /// The frame with this sequence number: its kind, payload and receive time.
+    pub fn find(&self, sequence: u64) -> Option<(FrameKind, &[u8], u64)> {
         let frames = &self.0;
         let index = frames.sequences.binary_search(&sequence).ok()?;
-        let start = if index == 0 {
-            0
-        } else {
-            frames.ends[index - 1] as usize
-        };
-        Some((
-            frames.kinds[index].into(),
-            &frames.payloads[start..frames.ends[index] as usize],
-        ))
+        let start = if index == 0 { 0 } else { frames.ends[index - 1] as usize };
+        let payload = &frames.payloads[start..frames.ends[index] as usize];
+        Some((frames.kinds[index].into(), payload, frames.received_at_ms[index]))
     }
 
     pub fn clear(&mut self) {
@@ -164,9 +152,7 @@ impl Batch {
     /// Each record's line, `\n` included.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.record_ends.iter().copied());
-        starts
-            .zip(&self.record_ends)
-            .map(|(start, &end)| &self.lines[start as usize..end as usize])
+        starts.zip(&self.record_ends).map(|(start, &end)| &self.lines[start as usize..end as usize])
     }
 }
 

@@ -1,0 +1,62 @@
+//! Per-pipeline counters: what was received, delivered and dead-lettered, so that
+//! received = delivered + dead-lettered can be checked and reported.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub records_delivered: AtomicU64,
+    pub frames_dead_lettered: AtomicU64,
+    pub connections: AtomicU64,
+    pub connect_failures: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn summary(&self) -> Summary {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Summary {
+            frames_received: get(&self.frames_received),
+            bytes_received: get(&self.bytes_received),
+            records_delivered: get(&self.records_delivered),
+            frames_dead_lettered: get(&self.frames_dead_lettered),
+            connections: get(&self.connections),
+            connect_failures: get(&self.connect_failures),
+        }
+    }
+}
+
+/// A snapshot of the counters, printed at the end of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    pub records_delivered: u64,
+    pub frames_dead_lettered: u64,
+    pub connections: u64,
+    pub connect_failures: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {} frames ({} bytes) over {} connection(s); delivered {} records; dead-lettered {} frames",
+            self.frames_received,
+            self.bytes_received,
+            self.connections,
+            self.records_delivered,
+            self.frames_dead_lettered
+        )?;
+        if self.connect_failures > 0 {
+            write!(f, "; {} failed connection attempt(s)", self.connect_failures)?;
+        }
+        Ok(())
+    }
+}

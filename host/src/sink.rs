@@ -1,0 +1,46 @@
+//! Destinations that take JSON Lines: stdout, stderr, or a file appended to.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+
+use crate::config::SinkKind;
+
+/// Buffers small writes (dead letters) and passes batches through in one write.
+pub struct Sink {
+    name: String,
+    writer: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl Sink {
+    /// Opens the destination now, so a bad path fails before the run starts.
+    pub fn open(kind: &SinkKind) -> Result<Self, String> {
+        let (name, writer): (String, Box<dyn Write + Send>) = match kind {
+            SinkKind::Stdout => ("stdout".into(), Box::new(io::stdout())),
+            SinkKind::Stderr => ("stderr".into(), Box::new(io::stderr())),
+            SinkKind::File(path) => {
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+                }
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|err| format!("cannot open {} for writing: {err}", path.display()))?;
+                (path.display().to_string(), Box::new(file))
+            }
+        };
+        Ok(Self { name, writer: BufWriter::with_capacity(64 << 10, writer) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn write(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.writer.write_all(lines)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}

@@ -1,0 +1,170 @@
+//! The WebSocket source: connects (URL, proxy, TLS, headers), runs sessions, and
+//! reconnects with backoff until stopped, idle (batch mode) or unable to connect at all.
+
+mod backoff;
+mod connect;
+mod keepalive;
+mod proxy;
+mod session;
+mod stream;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+pub use connect::ConnectError;
+pub use session::{MAX_QUEUED_BYTES, now_ms};
+
+use backoff::Backoff;
+use session::{Session, SessionContext, SessionEnd};
+
+use crate::config::SourceConfig;
+use crate::metrics::Counters;
+use crate::runtime::{FrameKind, Mode, Outbound};
+
+/// A connection that lasted this long was healthy: the next failure starts the backoff over.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+/// This many short sessions in a row earn the page's "connection drops repeatedly" hint.
+const DROPS_BEFORE_HINT: u32 = 3;
+
+/// What the source hands the pipeline, in order.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A connection opened; the reply carries what the transform wants sent on it first.
+    Connected {
+        connection_id: u64,
+        reply: oneshot::Sender<Vec<Outbound>>,
+    },
+    Frame(Frame),
+    /// A message over `max_message_bytes`; only its size is known.
+    Oversized {
+        sequence: u64,
+        connection_id: u64,
+        size: usize,
+        limit: usize,
+        received_at_ms: u64,
+    },
+}
+
+/// One received data frame.
+#[derive(Debug)]
+pub struct Frame {
+    pub sequence: u64,
+    pub connection_id: u64,
+    pub kind: FrameKind,
+    pub payload: bytes::Bytes,
+    pub received_at_ms: u64,
+    /// Its place in the bounded queue, given back when the shaper has taken it.
+    pub _queued: OwnedSemaphorePermit,
+}
+
+/// The channels between the source and the rest of the pipeline.
+pub struct SourceLinks {
+    pub events: mpsc::Sender<SourceEvent>,
+    pub outbound: mpsc::UnboundedReceiver<Outbound>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs the source to its end. Only a batch run that never connected is an error.
+pub async fn run(
+    config: &SourceConfig,
+    tls: Option<&Arc<ClientConfig>>,
+    mut links: SourceLinks,
+    counters: &Counters,
+) -> Result<(), ConnectError> {
+    let queue = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
+    let mut backoff = Backoff::new(config.reconnect);
+    let mut next_sequence = 0;
+    let mut last_message = Instant::now();
+    let mut connection_id = 0;
+    let mut short_sessions = 0;
+    loop {
+        if *links.shutdown.borrow() {
+            return Ok(());
+        }
+        let attempt = tokio::select! {
+            attempt = connect::connect(config, tls) => attempt,
+            _ = links.shutdown.changed() => return Ok(()),
+        };
+        let socket = match attempt {
+            Ok(socket) => socket,
+            Err(err) => {
+                Counters::add(&counters.connect_failures, 1);
+                if config.mode == Mode::Batch && connection_id == 0 {
+                    return Err(err);
+                }
+                if config.mode == Mode::Batch && last_message.elapsed() >= config.idle_timeout {
+                    tracing::info!(error = %err, "Batch drained: the server is gone and the idle timeout passed.");
+                    return Ok(());
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "Connection attempt failed.");
+                if wait_or_shutdown(delay, &mut links.shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        connection_id += 1;
+        Counters::add(&counters.connections, 1);
+        tracing::info!(url = %config.redacted_url, connection_id, "Connected.");
+        let started = Instant::now();
+        let ctx = SessionContext {
+            config,
+            events: &links.events,
+            outbound: &mut links.outbound,
+            queue: &queue,
+            counters,
+            next_sequence: &mut next_sequence,
+            last_message: &mut last_message,
+            shutdown: &mut links.shutdown,
+        };
+        let end = Session::new(ctx, socket, connection_id).run().await;
+        let reason = match end {
+            SessionEnd::Shutdown | SessionEnd::PipelineGone => return Ok(()),
+            SessionEnd::Idle => {
+                tracing::info!(
+                    idle_seconds = config.idle_timeout.as_secs_f64(),
+                    "Batch drained: no message within the idle timeout."
+                );
+                return Ok(());
+            }
+            SessionEnd::ClosedByServer { code, reason } if config.mode == Mode::Batch => {
+                tracing::info!(code, reason = %reason, "Batch drained: the server closed the stream.");
+                return Ok(());
+            }
+            SessionEnd::ClosedByServer { code, reason } => format!("closed by the server (code {code}, {reason:?})"),
+            SessionEnd::Dropped { reason } => reason,
+        };
+        if started.elapsed() >= HEALTHY_SESSION {
+            backoff.reset();
+            short_sessions = 0;
+        } else {
+            short_sessions += 1;
+        }
+        let delay = backoff.next_delay();
+        if short_sessions >= DROPS_BEFORE_HINT {
+            tracing::warn!(
+                reason = %reason, retry_in_ms = delay.as_millis() as u64, short_sessions,
+                "Connection drops repeatedly; check idle timeouts, keepalive settings, and proxy or firewall behavior between the runner and server."
+            );
+        } else {
+            tracing::warn!(reason = %reason, retry_in_ms = delay.as_millis() as u64, "Connection lost; reconnecting.");
+        }
+        if wait_or_shutdown(delay, &mut links.shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Sleeps for `delay`; true if shutdown came first.
+async fn wait_or_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => false,
+        _ = shutdown.changed() => true,
+    }
+}
