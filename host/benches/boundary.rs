@@ -53,7 +53,7 @@ fn trade(n: usize) -> Vec<u8> {
         r#"{{"type":"trade","exchange":"example","venue":"spot","symbol":"BTC-USD","quote":"USD","trade_id":{n},"sequence":{n},"price":"64012.{:02}","size":"0.{:04}","side":"{}","ts":"2026-12-03T12:00:00.{:03}Z"}}"#,
         n % 100,
         n % 10_000,
-        if n % 2 == 0 { "buy" } else { "sell" },
+        if n.is_multiple_of(2) { "buy" } else { "sell" },
         n % 1000
     )
     .into_bytes()

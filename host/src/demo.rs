@@ -56,7 +56,7 @@ fn trade(n: u64) -> String {
     // Deterministic wiggle: the demo prints the same prices every run.
     let price = base * (1.0 + ((n * 7919 % 200) as f64 - 100.0) / 10_000.0);
     let size = ((n * 104_729) % 5_000) as f64 / 1_000.0 + 0.001;
-    let side = if n % 3 == 0 { "sell" } else { "buy" };
+    let side = if n.is_multiple_of(3) { "sell" } else { "buy" };
     format!(
         r#"{{"type":"trade","symbol":"{symbol}","trade_id":{},"price":"{price:.2}","size":"{size:.3}","side":"{side}"}}"#,
         1_000_000 + n

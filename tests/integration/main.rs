@@ -1,9 +1,13 @@
 //! Integration tests: the real runtime with real components, and the real `skippr` binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// tungstenite fixes the handshake callback's error type, large as it is.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
 mod support;
 
+mod cli;
+mod delivery;
 mod hostile;
 mod runtime;
+mod source;
 mod transform_check;

@@ -1,5 +1,11 @@
 //! Helpers shared by the integration tests.
 
+pub mod binary;
+pub mod proxy;
+pub mod python;
+pub mod server;
+pub mod tls;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,42 @@
+# skippr-websocket: the everyday commands. `just --list` shows them.
+
+# Run the built-in demo feed through the real pipeline.
+[group('run')]
+demo:
+    cargo run --release -p skippr -- demo
+
+# Build the host (and, through its build script, the shaper components).
+[group('build')]
+build:
+    cargo build --release -p skippr
+
+# Check the embedded default shaper, or a component given as FILE.
+[group('run')]
+check FILE="":
+    cargo run -p skippr -- transform check {{FILE}}
+
+# Run every test: guest logic natively, the runtime, and the binary against real servers.
+[group('test')]
+test:
+    cargo test --workspace
+
+# What the sandbox boundary costs, against the same shaping done natively.
+[group('test')]
+bench:
+    cargo bench -p skippr --bench boundary
+
+# Format the code.
+[group('dev')]
+fmt:
+    cargo fmt --all
+
+# Lints, the host's and the guest's wasm-only glue.
+[group('dev')]
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p skippr-guest -p skippr-fixture-hostile -p skippr-fixture-wrong-version -- -D warnings
+
+# What CI runs on a fresh machine.
+[group('dev')]
+ci:
+    bash .ci/run
