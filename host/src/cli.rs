@@ -219,8 +219,14 @@ fn prepare_config(config: PipelineConfig, path: &Path) -> anyhow::Result<Prepare
 
 fn run_pipeline(prepared: Prepared) -> anyhow::Result<ExitCode> {
     let tokio = tokio::runtime::Runtime::new()?;
-    let summary = tokio.block_on(prepared.run(shutdown_signal()))?;
+    run_to_end(&tokio, prepared)
+}
+
+/// Runs a prepared pipeline; the summary is printed whether or not the run succeeded.
+fn run_to_end(tokio: &tokio::runtime::Runtime, prepared: Prepared) -> anyhow::Result<ExitCode> {
+    let (summary, outcome) = tokio.block_on(prepared.run(shutdown_signal()));
     eprintln!("summary: {summary}");
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -229,9 +235,7 @@ fn run_demo(messages: u64, rate: u32) -> anyhow::Result<ExitCode> {
     let url = tokio.block_on(demo::start_feed(messages, rate))?;
     eprintln!("demo: a trade feed is running at {url}; records follow on stdout, dead letters on stderr.");
     let prepared = prepare_config(demo::pipeline_config(&url), Path::new("the demo"))?;
-    let summary = tokio.block_on(prepared.run(shutdown_signal()))?;
-    eprintln!("summary: {summary}");
-    Ok(ExitCode::SUCCESS)
+    run_to_end(&tokio, prepared)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

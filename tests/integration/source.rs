@@ -104,6 +104,32 @@ async fn wss_without_the_ca_is_a_tls_error() {
     assert!(done.stderr.contains("source.tls.ca_file"), "{}", done.stderr);
 }
 
+/// `insecure_skip_verify` accepts the untrusted server, with a loud warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_skip_verify_accepts_any_certificate_and_says_so() {
+    let dir = Workdir::new("wss-insecure");
+    let ca = tls::generate(&dir.path);
+    let script = Script::new([texts(1), vec![Step::Close]].concat());
+    let server = server::start_with(vec![script], Handshake::default(), Some(ca.acceptor)).await;
+    dir.write("skippr.yaml", &batch_config(&server.url, "  tls: {insecure_skip_verify: true}\n"));
+    let done = run(&dir.path, &["run"], LIMIT).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(done.stderr.contains("the server's certificate is NOT verified"), "{}", done.stderr);
+    assert_eq!(dir.json_lines("out/records.jsonl").len(), 1);
+}
+
+/// A batch run with nothing listening fails at once with the network error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_run_with_nothing_listening_fails() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = Workdir::new("nothing-listening");
+    dir.write("skippr.yaml", &batch_config(&format!("ws://127.0.0.1:{port}/x"), ""));
+    let done = run(&dir.path, &["run"], LIMIT).await;
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert!(done.stderr.contains(&format!("cannot reach 127.0.0.1:{port}: Connection refused")), "{}", done.stderr);
+    assert!(done.stderr.contains("failed connection attempt"), "the summary counts it: {}", done.stderr);
+}
+
 /// Through a real HTTP CONNECT proxy with basic auth; the proxy password never shows.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_proxy_tunnels_the_connection_with_basic_auth() {

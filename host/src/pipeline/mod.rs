@@ -96,8 +96,12 @@ impl Prepared {
         &self.config.name
     }
 
-    /// Runs until the source ends (batch mode) or `shutdown` resolves, then drains.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Summary, PipelineError> {
+    /// Runs until the source ends (batch mode) or `shutdown` resolves, then drains. The
+    /// summary counts what happened even when the run failed.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (Summary, Result<(), PipelineError>) {
         let Self { config, tls, instance, destination, deadletter } = self;
         let name = config.name.clone();
         let counters = Arc::new(Counters::default());
@@ -122,13 +126,14 @@ impl Prepared {
         // The source dropped its sender: the shaper flushes, then the writer drains.
         let shaped = shaped.await.expect("the shaper task does not panic");
         let written = writing.await.expect("the writer task does not panic");
-        written.map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, source })?;
-        shaped.map_err(|(source, lost_frames)| PipelineError::Transform {
-            pipeline: name.clone(),
-            source,
-            lost_frames,
-        })?;
-        sourced.map_err(|source| PipelineError::Connect { pipeline: name, source })?;
-        Ok(counters.summary())
+        let outcome = written
+            .map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, source })
+            .and(shaped.map_err(|(source, lost_frames)| PipelineError::Transform {
+                pipeline: name.clone(),
+                source,
+                lost_frames,
+            }))
+            .and(sourced.map_err(|source| PipelineError::Connect { pipeline: name, source }));
+        (counters.summary(), outcome)
     }
 }

@@ -1,8 +1,11 @@
 //! The process-wide engine, the linker that grants a transform its few imports, and
 //! compiled transforms ready to instantiate.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -22,7 +25,8 @@ pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The default shaper, built from `guest/` by the build script.
 static DEFAULT_TRANSFORM: &[u8] = include_bytes!(env!("SKIPPR_DEFAULT_TRANSFORM"));
 
-/// One engine and linker for the whole process; transforms compiled with it share both.
+/// One engine and linker for the whole process; transforms compiled with it share both,
+/// and identical component bytes are compiled once however many tenants load them.
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<RuntimeInner>,
@@ -31,6 +35,11 @@ pub struct Runtime {
 struct RuntimeInner {
     engine: Engine,
     linker: Linker<StoreData>,
+    /// Compiled components by a keyed hash of their bytes (the bytes are compared too, so a
+    /// crafted collision cannot hand one tenant another's transform).
+    cache: Mutex<HashMap<u64, (Arc<[u8]>, Arc<Compiled>)>>,
+    hasher: RandomState,
+    compilations: AtomicU64,
 }
 
 impl Runtime {
@@ -45,7 +54,19 @@ impl Runtime {
         Bindings::add_to_linker::<StoreData, HasSelf<StoreData>>(&mut linker, |data| data)
             .context("cannot link the host's logging")?;
         spawn_epoch_ticker(&engine);
-        Ok(Self { inner: Arc::new(RuntimeInner { engine, linker }) })
+        let inner = RuntimeInner {
+            engine,
+            linker,
+            cache: Mutex::default(),
+            hasher: RandomState::new(),
+            compilations: AtomicU64::new(0),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// How many components this runtime has compiled (cache hits do not count).
+    pub fn compilations(&self) -> u64 {
+        self.inner.compilations.load(Ordering::Relaxed)
     }
 
     /// The default shaper embedded in this binary.
@@ -61,13 +82,28 @@ impl Runtime {
     }
 
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Transform, LoadError> {
+        let key = self.inner.hasher.hash_one(bytes);
+        // Held while compiling: tenants starting together wait for one compilation.
+        let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, compiled)) = cache.get(&key)
+            && **seen == *bytes
+        {
+            return Ok(Transform { name: name.to_owned(), compiled: Arc::clone(compiled) });
+        }
+        let compiled = Arc::new(self.compile(name, bytes)?);
+        cache.insert(key, (Arc::from(bytes), Arc::clone(&compiled)));
+        Ok(Transform { name: name.to_owned(), compiled })
+    }
+
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<Compiled, LoadError> {
         let component = load::compile(&self.inner.engine, name, bytes)?;
+        self.inner.compilations.fetch_add(1, Ordering::Relaxed);
         let link_error = |err: wasmtime::Error| LoadError::Link { name: name.to_owned(), reason: format!("{err:#}") };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = BindingsPre::new(pre).map_err(link_error)?;
         let engine = &self.inner.engine;
         let imports = component.component_type().imports(engine).map(|(import, _)| import.to_owned()).collect();
-        Ok(Transform { name: name.to_owned(), size_bytes: bytes.len(), imports, pre })
+        Ok(Compiled { size_bytes: bytes.len(), imports, pre })
     }
 }
 
@@ -90,6 +126,10 @@ fn spawn_epoch_ticker(engine: &Engine) {
 #[derive(Clone)]
 pub struct Transform {
     name: String,
+    compiled: Arc<Compiled>,
+}
+
+struct Compiled {
     size_bytes: usize,
     imports: Vec<String>,
     pre: BindingsPre<StoreData>,
@@ -101,12 +141,12 @@ impl Transform {
     }
 
     pub fn size_bytes(&self) -> usize {
-        self.size_bytes
+        self.compiled.size_bytes
     }
 
     /// The interfaces the component imports, all granted by this host since it linked.
     pub fn imports(&self) -> &[String] {
-        &self.imports
+        &self.compiled.imports
     }
 
     /// A new instance in its own store, initialised for `source` with the transform's
@@ -118,6 +158,6 @@ impl Transform {
         options: &str,
         limits: InstanceLimits,
     ) -> Result<ShaperInstance, CallError> {
-        ShaperInstance::new(&self.pre, instance, source, options, limits)
+        ShaperInstance::new(&self.compiled.pre, instance, source, options, limits)
     }
 }

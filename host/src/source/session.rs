@@ -81,6 +81,7 @@ impl<'a> Session<'a> {
             let step = tokio::select! {
                 biased;
                 _ = self.ctx.shutdown.changed() => Err(self.close().await),
+                _ = self.ctx.events.closed() => Err(SessionEnd::PipelineGone),
                 message = self.socket.next() => self.handle_message(message).await,
                 _ = sleep_until(keepalive_at) => self.keepalive_due().await,
                 _ = sleep_until(heartbeat_at) => self.send_heartbeat().await,
