@@ -1,13 +1,18 @@
 //! The command line: what each command and flag means, and dispatch to the library.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
 
-use crate::config::{self, ConnectDestination, PipelineConfig};
-use crate::pipeline::{self, Prepared};
+use crate::config::{self, ConfigError, ConnectDestination, LimitPolicy};
+use crate::metrics::{Counters, Registry};
+use crate::pipeline::{self, Prepared, RunHandles};
 use crate::runtime::Runtime;
+use crate::tenants::{self, RunOptions, Supervisor, TenantEnd};
 use crate::{demo, transform_check};
 
 /// Skippr's WebSocket source: connects to a WebSocket server, shapes every message in a
@@ -20,6 +25,15 @@ use crate::{demo, transform_check};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text for people or as JSON objects for log collectors.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "SKIPPR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,10 +53,17 @@ pub enum Command {
     /// Set a section of skippr.yaml: the source, the destination or the dead letters.
     #[command(subcommand)]
     Connect(ConnectCommand),
-    /// Run the pipeline in skippr.yaml until stopped (stream mode) or drained (batch mode).
+    /// Run the pipelines until stopped (stream mode) or drained (batch mode): skippr.yaml,
+    /// each `-c FILE`, or one per file in `--pipelines DIR`.
     Run(RunArgs),
     /// Check everything a run would check, without connecting; lists every problem.
     Validate(RunArgs),
+    /// Make a running `skippr run --pid-file FILE` reload its transform files (SIGHUP).
+    Reload {
+        /// The pid file the running process wrote.
+        #[arg(long, value_name = "FILE")]
+        pid_file: PathBuf,
+    },
     /// Work with transform components (the WebAssembly shapers).
     #[command(subcommand)]
     Transform(TransformCommand),
@@ -57,11 +78,56 @@ pub struct ConfigArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub config: ConfigArg,
+    /// A pipeline's config file; repeat for several pipelines in one process.
+    #[arg(short, long = "config", env = "SKIPPR_CONFIG", default_value = config::DEFAULT_CONFIG_FILE)]
+    pub configs: Vec<PathBuf>,
+    /// A folder with one config file per tenant (the file name is the tenant's name);
+    /// adding, changing or removing a file starts, restarts or stops that tenant alone.
+    #[arg(long, value_name = "DIR", conflicts_with = "configs")]
+    pub pipelines: Option<PathBuf>,
     /// A transform component to use instead of the one in skippr.yaml (or the default).
     #[arg(long, value_name = "FILE.wasm", env = "SKIPPR_TRANSFORM")]
     pub transform: Option<PathBuf>,
+    /// Serve Prometheus metrics at /metrics and a health check at /healthz.
+    #[arg(long, value_name = "ADDR", env = "SKIPPR_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Write this process's id here, for `skippr reload`.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits an operator sets for every tenant: defaults and ceilings.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Memory cap of a transform instance when its config sets none.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    pub default_memory_mb: usize,
+    /// CPU budget per transform call when its config sets none.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub default_cpu_ms_per_call: u64,
+    /// The most memory any tenant's config may ask for.
+    #[arg(long, value_name = "MB", default_value_t = 1024)]
+    pub max_memory_mb: usize,
+    /// The most CPU per call any tenant's config may ask for.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub max_cpu_ms_per_call: u64,
+    /// The largest source.max_message_bytes any tenant's config may set.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub max_message_bytes: u64,
+}
+
+impl LimitArgs {
+    fn policy(&self) -> LimitPolicy {
+        let mut policy = LimitPolicy::default();
+        policy.defaults.memory_bytes = self.default_memory_mb << 20;
+        policy.defaults.cpu_ms_per_call = self.default_cpu_ms_per_call;
+        policy.ceilings.memory_bytes = self.max_memory_mb << 20;
+        policy.ceilings.cpu_ms_per_call = self.max_cpu_ms_per_call;
+        policy.max_message_bytes = self.max_message_bytes;
+        policy
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,15 +216,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { messages, rate } => run_demo(messages, rate),
         Command::Init(ConfigArg { config }) => report(config::init(&config)),
         Command::Connect(command) => connect(command),
-        Command::Run(args) => {
-            let prepared = prepare(&args)?;
-            run_pipeline(prepared)
-        }
+        Command::Run(args) => run_tenants(&args),
         Command::Validate(args) => {
-            let prepared = prepare(&args)?;
-            println!("{} is valid: pipeline `{}` is ready to run.", args.config.config.display(), prepared.name());
+            let supervisor = supervisor(&args, Arc::default())?;
+            for (path, prepared) in args.configs.iter().zip(prepare_all(&supervisor, &args.configs)?) {
+                println!("{} is valid: pipeline `{}` is ready to run.", path.display(), prepared.name());
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload { pid_file } => reload(&pid_file),
         Command::Transform(TransformCommand::Check { file, options }) => {
             let runtime = Runtime::new()?;
             print!("{}", transform_check::check(&runtime, file.as_deref(), &options)?);
@@ -203,30 +269,99 @@ fn report(result: Result<config::EditReport, String>) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
-    let path = &args.config.config;
-    let mut config = config::load(path)?;
-    if let Some(transform) = &args.transform {
-        config.transform.path = Some(transform.clone());
+fn supervisor(args: &RunArgs, registry: Arc<Registry>) -> anyhow::Result<Supervisor> {
+    let options = RunOptions { transform: args.transform.clone(), policy: args.limits.policy() };
+    Ok(Supervisor::new(Runtime::new()?, options, registry))
+}
+
+/// Prepares every config file; all their problems are reported together.
+fn prepare_all(supervisor: &Supervisor, paths: &[PathBuf]) -> anyhow::Result<Vec<Prepared>> {
+    let mut prepared = Vec::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for path in paths {
+        match supervisor.prepare(path) {
+            Ok(pipeline) => prepared.push(pipeline),
+            Err(err) => errors.push(err),
+        }
     }
-    prepare_config(config, path)
+    match errors.len() {
+        0 => Ok(prepared),
+        1 => Err(errors.remove(0).into()),
+        n => Err(ConfigError {
+            path: format!("{n} config files"),
+            problems: errors.iter().flat_map(|e| e.problems.iter().map(move |p| format!("{}: {p}", e.path))).collect(),
+        }
+        .into()),
+    }
 }
 
-fn prepare_config(config: PipelineConfig, path: &Path) -> anyhow::Result<Prepared> {
-    let runtime = Runtime::new()?;
-    Ok(pipeline::prepare(config, &runtime, path)?)
-}
-
-fn run_pipeline(prepared: Prepared) -> anyhow::Result<ExitCode> {
+fn run_tenants(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let tokio = tokio::runtime::Runtime::new()?;
-    run_to_end(&tokio, prepared)
+    let registry = Arc::new(Registry::default());
+    let mut supervisor = supervisor(args, Arc::clone(&registry))?;
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|err| UsageError(format!("--metrics-addr {addr}: {err}")))?;
+        tokio.spawn(crate::metrics::serve(listener, Arc::clone(&registry)));
+        tracing::info!(%addr, "Serving /metrics and /healthz.");
+    }
+    if let Some(pid_file) = &args.pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))
+            .map_err(|err| UsageError(format!("--pid-file {}: {err}", pid_file.display())))?;
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reloads = supervisor.reloader();
+    let _enter = tokio.enter();
+    tokio.spawn(async move {
+        shutdown_signal(&reloads).await;
+        let _ = stop_tx.send(true);
+    });
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        tokio.spawn(crate::metrics::print_progress(Arc::clone(&registry)));
+    }
+    let ends = match &args.pipelines {
+        Some(dir) => tokio.block_on(tenants::run_dir(&mut supervisor, dir, stop_rx)),
+        None => {
+            for prepared in prepare_all(&supervisor, &args.configs)? {
+                supervisor.launch(prepared, Vec::new());
+            }
+            tokio.block_on(tenants::run_all(&mut supervisor, stop_rx))
+        }
+    };
+    finish(ends)
 }
 
-/// Runs a prepared pipeline; the summary is printed whether or not the run succeeded.
-fn run_to_end(tokio: &tokio::runtime::Runtime, prepared: Prepared) -> anyhow::Result<ExitCode> {
-    let (summary, outcome) = tokio.block_on(prepared.run(shutdown_signal()));
-    eprintln!("summary: {summary}");
-    outcome?;
+/// Prints each tenant's summary; the run failed if any tenant did.
+fn finish(mut ends: Vec<(String, TenantEnd)>) -> anyhow::Result<ExitCode> {
+    if let [(_, (summary, _))] = ends.as_slice() {
+        eprintln!("summary: {summary}");
+        let (_, (_, outcome)) = ends.remove(0);
+        outcome?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = Vec::new();
+    for (name, (summary, outcome)) in &ends {
+        eprintln!("summary `{name}`: {summary}");
+        if let Err(err) = outcome {
+            eprintln!("error `{name}`: {err:#}");
+            failed.push(name.as_str());
+        }
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!("{} of {} pipelines failed: {}", failed.len(), ends.len(), failed.join(", "))
+}
+
+fn reload(pid_file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(pid_file)
+        .map_err(|err| UsageError(format!("cannot read {}: {err}", pid_file.display())))?;
+    let pid: i32 =
+        text.trim().parse().map_err(|_| UsageError(format!("{} holds no process id", pid_file.display())))?;
+    let sent = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status()?;
+    anyhow::ensure!(sent.success(), "no skippr process {pid} to signal (is it still running?)");
+    eprintln!("Asked process {pid} to reload its transforms.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -234,21 +369,35 @@ fn run_demo(messages: u64, rate: u32) -> anyhow::Result<ExitCode> {
     let tokio = tokio::runtime::Runtime::new()?;
     let url = tokio.block_on(demo::start_feed(messages, rate))?;
     eprintln!("demo: a trade feed is running at {url}; records follow on stdout, dead letters on stderr.");
-    let prepared = prepare_config(demo::pipeline_config(&url), Path::new("the demo"))?;
-    run_to_end(&tokio, prepared)
+    let prepared = pipeline::prepare(demo::pipeline_config(&url), &Runtime::new()?, Path::new("the demo"))?;
+    // The demo has no transform file to reload.
+    let (_reloads, reload_rx) = watch::channel(0);
+    let handles = RunHandles { counters: Arc::new(Counters::default()), reloads: reload_rx };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let (summary, outcome) = tokio.block_on(prepared.run(shutdown, handles));
+    eprintln!("summary: {summary}");
+    outcome?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match &mut terminate {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
+/// Resolves on Ctrl-C or SIGTERM; SIGHUP asks for a reload and waits on.
+async fn shutdown_signal(reloads: &watch::Sender<u64>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: every pipeline checks its transform file.");
+                reloads.send_modify(|generation| *generation += 1);
             }
-        } => {}
+        }
     }
     tracing::info!("Shutdown requested: stopping reads, flushing the transform and destinations.");
 }

@@ -5,9 +5,10 @@
 //! - [`config`]: skippr.yaml: parsing, `${VAR}` resolution, validation, edits.
 //! - [`source`]: connecting (proxy, TLS, headers), sessions, keepalive, reconnects.
 //! - [`pipeline`]: source → shaper → writer over bounded channels, and the drain order.
+//! - [`tenants`]: many pipelines in one process, started, restarted and stopped alone.
 //! - [`runtime`]: the wasmtime sandbox that runs transform components.
 //! - [`sink`], [`deadletter`]: where records and rejected frames are written.
-//! - [`metrics`]: the counters behind the summary.
+//! - [`metrics`]: the counters behind the summary, `/metrics`, progress lines.
 //! - [`redact`]: keeping secrets out of logs and errors.
 //! - [`demo`], [`transform_check`]: `skippr demo` and `skippr transform check`.
 
@@ -21,4 +22,5 @@ pub mod redact;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod tenants;
 pub mod transform_check;

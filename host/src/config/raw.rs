@@ -8,7 +8,7 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_FILE: &str = "skippr.yaml";
 
 /// A whole skippr.yaml.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Where messages come from.
@@ -25,6 +25,10 @@ pub struct RawConfig {
     pub destination: Option<RawSink>,
     /// Where rejected frames go, with their reason; stderr when absent.
     pub deadletter: Option<RawSink>,
+    /// When the transform traps or breaks a limit: `stop` the pipeline, or `restart` the
+    /// transform (a fresh instance, the connection kept).
+    #[serde(default = "default_on_transform_error")]
+    pub on_transform_error: String,
 }
 
 /// The `source:` section.
@@ -159,6 +163,9 @@ pub struct RawSink {
     pub path: Option<String>,
 }
 
+fn default_on_transform_error() -> String {
+    "stop".into()
+}
 fn default_mode() -> String {
     "stream".into()
 }
@@ -184,9 +191,8 @@ const fn default_max_message_bytes() -> u64 {
 /// Parses skippr.yaml text; a shape error says where (line and column) and, for an
 /// unknown field, which valid name was probably meant.
 pub fn parse(text: &str) -> Result<RawConfig, String> {
-    if text.trim().is_empty() {
-        return Ok(RawConfig::default());
-    }
+    // An empty file is an empty mapping, so its missing sections are reported one by one.
+    let text = if text.trim().is_empty() { "{}" } else { text };
     serde_yaml_ng::from_str(text).map_err(|err| {
         let message = err.to_string();
         match suggest_field(&message) {

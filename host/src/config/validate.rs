@@ -23,6 +23,32 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// What the operator allows every tenant: defaults for limits a config leaves out, and
+/// ceilings no config may go over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitPolicy {
+    pub defaults: InstanceLimits,
+    pub ceilings: InstanceLimits,
+    pub max_message_bytes: u64,
+}
+
+impl Default for LimitPolicy {
+    fn default() -> Self {
+        let defaults = InstanceLimits::default();
+        let ceilings = InstanceLimits { memory_bytes: 4096 << 20, cpu_ms_per_call: 60_000, ..defaults };
+        Self { defaults, ceilings, max_message_bytes: 1 << 30 }
+    }
+}
+
+/// What happens when a transform traps, runs out of budget or breaks its output rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTransformError {
+    /// Stop the pipeline and report it.
+    Stop,
+    /// Start a fresh instance and go on; the connection stays open.
+    Restart,
+}
+
 /// A validated pipeline: one source, its transform, and where its output goes.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -30,6 +56,7 @@ pub struct PipelineConfig {
     pub name: String,
     pub source: SourceConfig,
     pub transform: TransformConfig,
+    pub on_transform_error: OnTransformError,
     pub limits: InstanceLimits,
     pub batch: BatchLimits,
     pub destination: DestinationConfig,
@@ -127,8 +154,8 @@ pub struct DestinationConfig {
     pub kind: SinkKind,
 }
 
-/// Reads, resolves and validates a config file.
-pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+/// Reads, resolves and validates a config file under the operator's limit policy.
+pub fn load(path: &Path, policy: &LimitPolicy) -> Result<PipelineConfig, ConfigError> {
     let shown = path.display().to_string();
     let fail = |problem: String| ConfigError { path: shown.clone(), problems: vec![problem] };
     let text = std::fs::read_to_string(path).map_err(|err| {
@@ -139,18 +166,24 @@ pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let env = EnvFiles::load(&dir).map_err(fail)?;
     let name = path.file_stem().map_or_else(|| "pipeline".to_owned(), |stem| stem.to_string_lossy().into_owned());
-    validate(&raw, &name, &dir, &env).map_err(|problems| ConfigError { path: shown, problems })
+    validate(&raw, &name, &dir, &env, policy).map_err(|problems| ConfigError { path: shown, problems })
 }
 
 /// Checks a parsed config that has no file of its own (relative paths are relative to the
 /// current folder).
 pub fn validate_raw(raw: &RawConfig, name: &str, env: &EnvFiles) -> Result<PipelineConfig, Vec<String>> {
-    validate(raw, name, Path::new(""), env)
+    validate(raw, name, Path::new(""), env, &LimitPolicy::default())
 }
 
 /// Checks a parsed config; returns every problem found.
-fn validate(raw: &RawConfig, name: &str, dir: &Path, env: &EnvFiles) -> Result<PipelineConfig, Vec<String>> {
-    let mut problems = Problems { dir, env, list: Vec::new() };
+fn validate(
+    raw: &RawConfig,
+    name: &str,
+    dir: &Path,
+    env: &EnvFiles,
+    policy: &LimitPolicy,
+) -> Result<PipelineConfig, Vec<String>> {
+    let mut problems = Problems { dir, env, policy, list: Vec::new() };
     let source = match &raw.source {
         Some(source) => problems.source(source),
         None => {
@@ -159,6 +192,14 @@ fn validate(raw: &RawConfig, name: &str, dir: &Path, env: &EnvFiles) -> Result<P
         }
     };
     let transform = problems.transform(raw);
+    let on_transform_error = match raw.on_transform_error.as_str() {
+        "stop" => OnTransformError::Stop,
+        "restart" => OnTransformError::Restart,
+        other => {
+            problems.push(format!("on_transform_error: `{other}` is not a policy; use `stop` or `restart`"));
+            OnTransformError::Stop
+        }
+    };
     let limits = problems.limits(raw);
     let batch = problems.batch(raw);
     let destination = match &raw.destination {
@@ -171,7 +212,16 @@ fn validate(raw: &RawConfig, name: &str, dir: &Path, env: &EnvFiles) -> Result<P
     };
     match (source, transform, destination, deadletter) {
         (Some(source), Some(transform), Some(destination), Some(deadletter)) if problems.list.is_empty() => {
-            Ok(PipelineConfig { name: name.to_owned(), source, transform, limits, batch, destination, deadletter })
+            Ok(PipelineConfig {
+                name: name.to_owned(),
+                source,
+                transform,
+                on_transform_error,
+                limits,
+                batch,
+                destination,
+                deadletter,
+            })
         }
         _ => Err(problems.list),
     }
@@ -180,6 +230,7 @@ fn validate(raw: &RawConfig, name: &str, dir: &Path, env: &EnvFiles) -> Result<P
 struct Problems<'a> {
     dir: &'a Path,
     env: &'a EnvFiles,
+    policy: &'a LimitPolicy,
     list: Vec<String>,
 }
 
@@ -352,10 +403,12 @@ impl Problems<'_> {
     }
 
     fn max_message_bytes(&mut self, bytes: u64) -> Option<usize> {
-        // The packed frame list addresses payloads with u32 offsets.
-        const CEILING: u64 = 1 << 30;
-        if bytes == 0 || bytes > CEILING {
-            self.push(format!("source.max_message_bytes: {bytes} must be between 1 and {CEILING}"));
+        // The packed frame list addresses payloads with u32 offsets: 1 GiB at most.
+        let ceiling = self.policy.max_message_bytes.min(1 << 30);
+        if bytes == 0 || bytes > ceiling {
+            self.push(format!(
+                "source.max_message_bytes: {bytes} must be between 1 and the operator's ceiling of {ceiling} (--max-message-bytes)"
+            ));
             return None;
         }
         usize::try_from(bytes).ok()
@@ -435,16 +488,23 @@ impl Problems<'_> {
     }
 
     fn limits(&mut self, raw: &RawConfig) -> InstanceLimits {
-        let mut limits = InstanceLimits::default();
+        let (defaults, ceilings) = (self.policy.defaults, self.policy.ceilings);
+        let mut limits = defaults;
         if let Some(memory_mb) = raw.limits.memory_mb {
-            match usize::try_from(memory_mb).ok().filter(|mb| (1..=4096).contains(mb)) {
+            let ceiling_mb = ceilings.memory_bytes >> 20;
+            match usize::try_from(memory_mb).ok().filter(|mb| (1..=ceiling_mb).contains(mb)) {
                 Some(mb) => limits.memory_bytes = mb << 20,
-                None => self.push(format!("limits.memory_mb: {memory_mb} must be between 1 and 4096")),
+                None => self.push(format!(
+                    "limits.memory_mb: {memory_mb} must be between 1 and the operator's ceiling of {ceiling_mb} (--max-memory-mb)"
+                )),
             }
         }
         if let Some(cpu_ms) = raw.limits.cpu_ms_per_call {
-            if cpu_ms == 0 {
-                self.push("limits.cpu_ms_per_call: must be more than 0".into());
+            if cpu_ms == 0 || cpu_ms > ceilings.cpu_ms_per_call {
+                self.push(format!(
+                    "limits.cpu_ms_per_call: {cpu_ms} must be between 1 and the operator's ceiling of {} (--max-cpu-ms-per-call)",
+                    ceilings.cpu_ms_per_call
+                ));
             }
             limits.cpu_ms_per_call = cpu_ms;
         }
@@ -518,7 +578,7 @@ mod tests {
 
     fn check(yaml: &str) -> Result<PipelineConfig, Vec<String>> {
         let raw = raw::parse(yaml).unwrap();
-        validate(&raw, "test", Path::new("/cfg"), &EnvFiles::default())
+        validate(&raw, "test", Path::new("/cfg"), &EnvFiles::default(), &LimitPolicy::default())
     }
 
     #[test]
@@ -597,6 +657,31 @@ mod tests {
         assert!(no_proxy_covers("*", "anything"));
         assert!(!no_proxy_covers("localhost", "example.com"));
         assert!(!no_proxy_covers("", "example.com"));
+    }
+
+    #[test]
+    fn a_tenant_cannot_raise_its_limits_over_the_ceiling() {
+        let raw =
+            raw::parse("source: {kind: websocket, url: 'ws://h'}\nlimits: {memory_mb: 512, cpu_ms_per_call: 100}\n")
+                .unwrap();
+        let mut policy = LimitPolicy::default();
+        policy.ceilings.memory_bytes = 256 << 20;
+        let problems = validate(&raw, "t", Path::new(""), &EnvFiles::default(), &policy).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("the operator's ceiling of 256 (--max-memory-mb)"), "{problems:?}");
+        policy.ceilings.memory_bytes = 512 << 20;
+        let config = validate(&raw, "t", Path::new(""), &EnvFiles::default(), &policy).unwrap();
+        assert_eq!((config.limits.memory_bytes, config.limits.cpu_ms_per_call), (512 << 20, 100));
+    }
+
+    #[test]
+    fn the_operators_defaults_fill_in_missing_limits() {
+        let raw = raw::parse("source: {kind: websocket, url: 'ws://h'}\non_transform_error: restart\n").unwrap();
+        let mut policy = LimitPolicy::default();
+        policy.defaults.cpu_ms_per_call = 42;
+        let config = validate(&raw, "t", Path::new(""), &EnvFiles::default(), &policy).unwrap();
+        assert_eq!(config.limits.cpu_ms_per_call, 42);
+        assert_eq!(config.on_transform_error, OnTransformError::Restart);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! slows the socket read instead of growing memory. Drain order on shutdown: stop reading,
 //! flush the shaper, drain the sinks.
 
+mod recipe;
 mod shaper;
+mod swap;
 mod writer;
 
 use std::future::Future;
@@ -14,14 +16,17 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigError, PipelineConfig};
 use crate::metrics::{Counters, Summary};
-use crate::runtime::{CallError, Runtime, ShaperInstance, SourceInfo};
+use crate::runtime::{CallError, Runtime, ShaperInstance, Transform};
 use crate::sink::Sink;
 use crate::source::{self, ConnectError, SourceLinks};
+use recipe::Recipe;
 
 /// Events between the socket and the shaper; their bytes are bounded separately.
 const EVENT_QUEUE: usize = 4096;
 /// Closed batches waiting for the destination.
 const SINK_QUEUE: usize = 16;
+/// Swapped-in transforms waiting for a batch boundary.
+const SWAP_QUEUE: usize = 1;
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +49,10 @@ fn lost_suffix(lost: u64) -> String {
 /// A pipeline with everything that can fail at setup already done.
 pub struct Prepared {
     config: PipelineConfig,
+    runtime: Runtime,
     tls: Option<Arc<ClientConfig>>,
+    recipe: Recipe,
+    transform: Transform,
     instance: ShaperInstance,
     destination: Sink,
     deadletter: Sink,
@@ -57,38 +65,34 @@ pub fn prepare(config: PipelineConfig, runtime: &Runtime, config_path: &Path) ->
         "wss" => source::tls::client_config(&config.source.tls).map_err(|err| problems.push(err)).ok(),
         _ => None,
     };
-    let instance = instantiate(&config, runtime).map_err(|err| problems.push(err)).ok();
+    let recipe = Recipe::new(&config);
+    let transform = match &config.transform.path {
+        Some(path) => runtime.load_file(path),
+        None => runtime.default_transform(),
+    }
+    .map_err(|err| problems.push(format!("transform: {err}")))
+    .ok();
+    let instance = transform.as_ref().and_then(|transform| {
+        recipe.instantiate(transform, 0).map_err(|err| problems.push(format!("transform: {err}"))).ok()
+    });
     let destination =
         Sink::open(&config.destination.kind).map_err(|err| problems.push(format!("destination: {err}"))).ok();
     let deadletter =
         Sink::open(&config.deadletter.kind).map_err(|err| problems.push(format!("deadletter: {err}"))).ok();
-    match (instance, destination, deadletter) {
-        (Some(instance), Some(destination), Some(deadletter)) if problems.is_empty() => {
-            Ok(Prepared { config, tls, instance, destination, deadletter })
+    match (transform, instance, destination, deadletter) {
+        (Some(transform), Some(instance), Some(destination), Some(deadletter)) if problems.is_empty() => {
+            Ok(Prepared { config, runtime: runtime.clone(), tls, recipe, transform, instance, destination, deadletter })
         }
         _ => Err(ConfigError { path: config_path.display().to_string(), problems }),
     }
 }
 
-fn instantiate(config: &PipelineConfig, runtime: &Runtime) -> Result<ShaperInstance, String> {
-    let transform = match &config.transform.path {
-        Some(path) => runtime.load_file(path),
-        None => runtime.default_transform(),
-    }
-    .map_err(|err| format!("transform: {err}"))?;
-    let source = &config.source;
-    let info = SourceInfo {
-        url: source.redacted_url.clone(),
-        host: source.host.clone(),
-        namespace: source.namespace.clone(),
-        mode: source.mode,
-        connection_id: 0,
-        format: source.format,
-        limits: config.batch,
-    };
-    transform
-        .instantiate(&config.name, &info, &config.transform.options_json, config.limits)
-        .map_err(|err| format!("transform: {err}"))
+/// What a running pipeline shares with whoever runs it.
+#[derive(Clone)]
+pub struct RunHandles {
+    pub counters: Arc<Counters>,
+    /// Bumped to make the pipeline reload its transform file.
+    pub reloads: watch::Receiver<u64>,
 }
 
 impl Prepared {
@@ -101,31 +105,56 @@ impl Prepared {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        handles: RunHandles,
     ) -> (Summary, Result<(), PipelineError>) {
-        let Self { config, tls, instance, destination, deadletter } = self;
+        let Self { config, runtime, tls, recipe, transform, instance, destination, deadletter } = self;
         let name = config.name.clone();
-        let counters = Arc::new(Counters::default());
+        let counters = handles.counters;
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
         let (sink_tx, sink_rx) = mpsc::channel(SINK_QUEUE);
+        let (swaps_tx, swaps_rx) = std::sync::mpsc::sync_channel(SWAP_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let stop = tokio::spawn(async move {
             shutdown.await;
             let _ = shutdown_tx.send(true);
         });
+        let watcher = config.transform.path.clone().map(|path| {
+            let watch = swap::TransformWatch {
+                path,
+                runtime,
+                recipe: recipe.clone(),
+                swaps: swaps_tx,
+                reloads: handles.reloads,
+            };
+            tokio::spawn(watch.run())
+        });
 
         let writer = writer::Writer::new(destination, deadletter, Arc::clone(&counters));
-        let writing = tokio::task::spawn_blocking(move || writer.run(sink_rx));
-        let shaping = shaper::ShaperLoop::new(instance, &config.source.redacted_url, sink_tx, outbound_tx);
+        let writing = on_own_thread(&format!("{name}-writer"), move || writer.run(sink_rx));
+        let shaping = shaper::ShaperLoop {
+            instance,
+            transform,
+            recipe,
+            policy: config.on_transform_error,
+            url: config.source.redacted_url.clone(),
+            sink: sink_tx,
+            outbound: outbound_tx,
+            swaps: swaps_rx,
+            counters: Arc::clone(&counters),
+        };
         let handle = tokio::runtime::Handle::current();
-        let shaped = tokio::task::spawn_blocking(move || shaping.run(events_rx, &handle));
+        let shaped = on_own_thread(&format!("{name}-shaper"), move || shaping.run(events_rx, &handle));
 
         let links = SourceLinks { events: events_tx, outbound: outbound_rx, shutdown: shutdown_rx };
         let sourced = source::run(&config.source, tls.as_ref(), links, &counters).await;
         stop.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         // The source dropped its sender: the shaper flushes, then the writer drains.
-        let shaped = shaped.await.expect("the shaper task does not panic");
-        let written = writing.await.expect("the writer task does not panic");
+        let shaped = shaped.await.expect("the shaper thread does not panic");
+        let written = writing.await.expect("the writer thread does not panic");
         let outcome = written
             .map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, source })
             .and(shaped.map_err(|(source, lost_frames)| PipelineError::Transform {
@@ -136,4 +165,20 @@ impl Prepared {
             .and(sourced.map_err(|source| PipelineError::Connect { pipeline: name, source }));
         (counters.summary(), outcome)
     }
+}
+
+/// Runs blocking work on a thread of its own (the blocking pool is capped at 512 threads,
+/// too few for a thousand tenants) and hands back its result.
+fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .expect("the OS can start a pipeline thread");
+    result
 }

@@ -2,6 +2,7 @@
 //! budget and memory cap, and any failure is reported for this instance alone.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
@@ -48,6 +49,8 @@ pub struct ShaperInstance {
     shaper: ResourceAny,
     limits: InstanceLimits,
     poisoned: bool,
+    /// Time spent inside the guest, all calls together.
+    busy: Duration,
 }
 
 impl fmt::Debug for ShaperInstance {
@@ -79,11 +82,21 @@ impl ShaperInstance {
         let last_words = store.data_mut().finish_call();
         let (bindings, init) = instantiated.map_err(|err| fail(classify(&store, limits, &err, last_words)))?;
         let shaper = init.map_err(|reason| fail(Failure::OptionsRefused(reason)))?;
-        Ok(Self { store, bindings, shaper, limits, poisoned: false })
+        Ok(Self { store, bindings, shaper, limits, poisoned: false, busy: Duration::ZERO })
     }
 
     pub fn name(&self) -> &str {
         &self.store.data().instance
+    }
+
+    /// Time spent inside the guest so far.
+    pub fn busy(&self) -> Duration {
+        self.busy
+    }
+
+    /// The linear memory the guest has grown to.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.granted_bytes
     }
 
     /// Shapes a list of frames.
@@ -128,7 +141,9 @@ impl ShaperInstance {
         }
         self.store.data_mut().start_call();
         set_budget(&mut self.store, self.limits);
+        let started = Instant::now();
         let result = run(&mut self.store, &self.bindings, self.shaper);
+        self.busy += started.elapsed();
         let last_words = self.store.data_mut().finish_call();
         result.map_err(|err| {
             let failure = classify(&self.store, self.limits, &err, last_words);

@@ -39,6 +39,8 @@ pub(super) struct MemoryLimiter {
     pub cap_bytes: usize,
     /// The size the guest asked for when it was refused, if it was.
     pub refused_growth_to: Option<usize>,
+    /// The linear memory granted so far, for the memory gauge.
+    pub granted_bytes: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -47,6 +49,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.refused_growth_to = Some(desired);
             wasmtime::bail!("memory cap of {} bytes hit growing from {current} to {desired} bytes", self.cap_bytes);
         }
+        self.granted_bytes = self.granted_bytes + desired - current;
         Ok(true)
     }
 

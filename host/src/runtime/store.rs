@@ -26,7 +26,7 @@ impl StoreData {
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         Self {
             instance,
-            limiter: MemoryLimiter { cap_bytes: memory_cap_bytes, refused_growth_to: None },
+            limiter: MemoryLimiter { cap_bytes: memory_cap_bytes, refused_growth_to: None, granted_bytes: 0 },
             log: GuestLog::default(),
             stderr,
             wasi,

@@ -123,7 +123,9 @@ pub async fn run(
             last_message: &mut last_message,
             shutdown: &mut links.shutdown,
         };
+        Counters::set(&counters.connected, 1);
         let end = Session::new(ctx, socket, connection_id).run().await;
+        Counters::set(&counters.connected, 0);
         let reason = match end {
             SessionEnd::Shutdown | SessionEnd::PipelineGone => return Ok(()),
             SessionEnd::Idle => {

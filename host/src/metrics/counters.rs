@@ -12,6 +12,14 @@ pub struct Counters {
     pub frames_dead_lettered: AtomicU64,
     pub connections: AtomicU64,
     pub connect_failures: AtomicU64,
+    /// 1 while a connection is open.
+    pub connected: AtomicU64,
+    pub transform_swaps: AtomicU64,
+    pub transform_restarts: AtomicU64,
+    /// Frames that were inside a transform instance when it failed.
+    pub frames_lost: AtomicU64,
+    pub guest_busy_micros: AtomicU64,
+    pub guest_memory_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -19,8 +27,16 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
     pub fn summary(&self) -> Summary {
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let get = Self::get;
         Summary {
             frames_received: get(&self.frames_received),
             bytes_received: get(&self.bytes_received),
@@ -28,6 +44,7 @@ impl Counters {
             frames_dead_lettered: get(&self.frames_dead_lettered),
             connections: get(&self.connections),
             connect_failures: get(&self.connect_failures),
+            frames_lost: get(&self.frames_lost),
         }
     }
 }
@@ -41,6 +58,7 @@ pub struct Summary {
     pub frames_dead_lettered: u64,
     pub connections: u64,
     pub connect_failures: u64,
+    pub frames_lost: u64,
 }
 
 impl fmt::Display for Summary {
@@ -56,6 +74,9 @@ impl fmt::Display for Summary {
         )?;
         if self.connect_failures > 0 {
             write!(f, "; {} failed connection attempt(s)", self.connect_failures)?;
+        }
+        if self.frames_lost > 0 {
+            write!(f, "; {} frame(s) lost inside a failed transform", self.frames_lost)?;
         }
         Ok(())
     }
