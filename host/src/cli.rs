@@ -351,6 +351,7 @@ fn finish(mut ends: Vec<(String, TenantEnd)>) -> anyhow::Result<ExitCode> {
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
+    failed.sort_unstable();
     anyhow::bail!("{} of {} pipelines failed: {}", failed.len(), ends.len(), failed.join(", "))
 }
 

@@ -10,4 +10,5 @@ mod delivery;
 mod hostile;
 mod runtime;
 mod source;
+mod tenants;
 mod transform_check;

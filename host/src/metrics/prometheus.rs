@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Counters;
 
-/// Each metric: name, type, help, and which counter it reads.
-const METRICS: [(&str, &str, &str, fn(&Counters) -> &AtomicU64); 12] = [
+/// A metric: name, type, help, and which counter it reads.
+type Metric = (&'static str, &'static str, &'static str, fn(&Counters) -> &AtomicU64);
+
+const METRICS: [Metric; 12] = [
     ("skippr_frames_received_total", "counter", "Frames received from the WebSocket server.", |c| &c.frames_received),
     ("skippr_bytes_received_total", "counter", "Payload bytes received.", |c| &c.bytes_received),
     ("skippr_records_delivered_total", "counter", "Records written to the destination.", |c| &c.records_delivered),

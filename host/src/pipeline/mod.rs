@@ -31,12 +31,12 @@ const SWAP_QUEUE: usize = 1;
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("pipeline `{pipeline}`: {source}")]
-    Connect { pipeline: String, source: ConnectError },
-    #[error("pipeline `{pipeline}`: {source}{}", lost_suffix(*.lost_frames))]
-    Transform { pipeline: String, source: CallError, lost_frames: u64 },
-    #[error("pipeline `{pipeline}`: writing to {sink} failed: {source}")]
-    Sink { pipeline: String, sink: String, source: std::io::Error },
+    #[error("pipeline `{pipeline}`: {error}")]
+    Connect { pipeline: String, error: ConnectError },
+    #[error("pipeline `{pipeline}`: {error}{}", lost_suffix(*.lost_frames))]
+    Transform { pipeline: String, error: CallError, lost_frames: u64 },
+    #[error("pipeline `{pipeline}`: writing to {sink} failed: {error}")]
+    Sink { pipeline: String, sink: String, error: std::io::Error },
 }
 
 fn lost_suffix(lost: u64) -> String {
@@ -156,13 +156,13 @@ impl Prepared {
         let shaped = shaped.await.expect("the shaper thread does not panic");
         let written = writing.await.expect("the writer thread does not panic");
         let outcome = written
-            .map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, source })
-            .and(shaped.map_err(|(source, lost_frames)| PipelineError::Transform {
+            .map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, error: source })
+            .and(shaped.map_err(|(error, lost_frames)| PipelineError::Transform {
                 pipeline: name.clone(),
-                source,
+                error,
                 lost_frames,
             }))
-            .and(sourced.map_err(|source| PipelineError::Connect { pipeline: name, source }));
+            .and(sourced.map_err(|error| PipelineError::Connect { pipeline: name, error }));
         (counters.summary(), outcome)
     }
 }

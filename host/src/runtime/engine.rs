@@ -37,7 +37,7 @@ struct RuntimeInner {
     linker: Linker<StoreData>,
     /// Compiled components by a keyed hash of their bytes (the bytes are compared too, so a
     /// crafted collision cannot hand one tenant another's transform).
-    cache: Mutex<HashMap<u64, (Arc<[u8]>, Arc<Compiled>)>>,
+    cache: Mutex<HashMap<u64, CacheEntry>>,
     hasher: RandomState,
     compilations: AtomicU64,
 }
@@ -128,6 +128,9 @@ pub struct Transform {
     name: String,
     compiled: Arc<Compiled>,
 }
+
+/// The component's bytes, to tell a hash collision from a hit, and what they compiled to.
+type CacheEntry = (Arc<[u8]>, Arc<Compiled>);
 
 struct Compiled {
     size_bytes: usize,

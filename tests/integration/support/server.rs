@@ -21,6 +21,8 @@ pub enum Step {
     Binary(Vec<u8>),
     /// Wait until the client has sent this many text messages on this connection.
     AwaitClientMessages(usize),
+    /// Wait this long before each later send, for a steady flow.
+    Pace(Duration),
     /// Send a close frame (normal closure).
     Close,
     /// Drop the TCP connection without a close frame.
@@ -57,6 +59,8 @@ pub struct Log {
     /// Text messages from the client: (connection index, text).
     pub received: Vec<(usize, String)>,
     pub refused: usize,
+    /// Connections the client has closed or dropped.
+    pub closed: usize,
 }
 
 pub struct TestServer {
@@ -153,10 +157,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     let _ = count_tx.send(count);
                 }
             }
+            log.lock().unwrap().closed += 1;
         })
     });
+    let mut pace = Duration::ZERO;
     for step in script.steps {
+        if matches!(step, Step::Text(_) | Step::Binary(_)) && !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
         let sent = match step {
+            Step::Pace(every) => {
+                pace = every;
+                Ok(())
+            }
             Step::Text(text) => sink.send(Message::Text(Utf8Bytes::from(text))).await,
             Step::Binary(bytes) => sink.send(Message::Binary(bytes.into())).await,
             Step::AwaitClientMessages(n) => {
