@@ -20,10 +20,10 @@ check FILE="":
 test:
     cargo test --workspace
 
-# What the sandbox boundary costs, against the same shaping done natively.
+# What the sandbox boundary costs against native shaping, and what a tenant costs.
 [group('test')]
 bench:
-    cargo bench -p skippr --bench boundary
+    cargo bench -p skippr --bench boundary --bench tenants
 
 # Format the code.
 [group('dev')]

@@ -102,6 +102,27 @@ async fn a_transform_swap_under_a_flood_loses_and_duplicates_nothing() {
     assert_eq!(feed.log().connections, 1, "the connection stayed open");
 }
 
+/// `skippr reload` (SIGHUP) makes a running pipeline load its transform file again and
+/// switch to it at a batch boundary, without dropping the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn skippr_reload_swaps_the_transform_in_a_running_process() {
+    let feed = server::start(vec![Script::new(texts(2))], Handshake::default()).await;
+    let dir = Workdir::new("reload");
+    std::fs::copy(env!("SKIPPR_DEFAULT_TRANSFORM"), dir.path.join("t.wasm")).unwrap();
+    dir.write("skippr.yaml", &tenant_config(&feed.url, "stream", "out/r.jsonl", "transform: {path: t.wasm}\n"));
+    let child = command(&dir.path, &["run", "--pid-file", "skippr.pid"]).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(30), || dir.read("out/r.jsonl").lines().count() == 2).await);
+    let reload = run(&dir.path, &["reload", "--pid-file", "skippr.pid"], LIMIT).await;
+    assert_eq!(reload.code, Some(0), "{}", reload.stderr);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    terminate(&child);
+    let done = finish(child, LIMIT).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(done.stderr.contains("SIGHUP: every pipeline checks its transform file."), "{}", done.stderr);
+    assert!(done.stderr.contains("Transform swapped at a batch boundary."), "{}", done.stderr);
+    assert_eq!(feed.log().connections, 1);
+}
+
 /// With `--pipelines DIR`, a file added starts its tenant and a file removed stops it,
 /// leaving the other alone; /metrics and /healthz answer throughout.
 #[tokio::test(flavor = "multi_thread")]

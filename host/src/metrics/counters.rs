@@ -11,6 +11,8 @@ pub struct Counters {
     pub records_delivered: AtomicU64,
     pub frames_dead_lettered: AtomicU64,
     pub connections: AtomicU64,
+    /// Connections after the first: each one followed a drop.
+    pub reconnects: AtomicU64,
     pub connect_failures: AtomicU64,
     /// 1 while a connection is open.
     pub connected: AtomicU64,

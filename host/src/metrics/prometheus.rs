@@ -10,12 +10,13 @@ use super::Counters;
 /// A metric: name, type, help, and which counter it reads.
 type Metric = (&'static str, &'static str, &'static str, fn(&Counters) -> &AtomicU64);
 
-const METRICS: [Metric; 12] = [
+const METRICS: [Metric; 13] = [
     ("skippr_frames_received_total", "counter", "Frames received from the WebSocket server.", |c| &c.frames_received),
     ("skippr_bytes_received_total", "counter", "Payload bytes received.", |c| &c.bytes_received),
     ("skippr_records_delivered_total", "counter", "Records written to the destination.", |c| &c.records_delivered),
     ("skippr_dead_letters_total", "counter", "Frames written to the dead-letter output.", |c| &c.frames_dead_lettered),
     ("skippr_connections_total", "counter", "Connections opened.", |c| &c.connections),
+    ("skippr_reconnects_total", "counter", "Connections opened after a drop.", |c| &c.reconnects),
     ("skippr_connect_failures_total", "counter", "Connection attempts that failed.", |c| &c.connect_failures),
     ("skippr_connected", "gauge", "1 while the WebSocket connection is open.", |c| &c.connected),
     ("skippr_transform_swaps_total", "counter", "Transforms swapped in while running.", |c| &c.transform_swaps),

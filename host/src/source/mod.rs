@@ -111,6 +111,9 @@ pub async fn run(
         };
         connection_id += 1;
         Counters::add(&counters.connections, 1);
+        if connection_id > 1 {
+            Counters::add(&counters.reconnects, 1);
+        }
         tracing::info!(url = %config.redacted_url, connection_id, "Connected.");
         let started = Instant::now();
         let ctx = SessionContext {
