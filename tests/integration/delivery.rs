@@ -141,3 +141,20 @@ async fn the_python_websockets_peer_is_ingested_exactly() {
     assert_eq!(first["value"]["peer"], "python");
     assert!(done.stderr.contains("code=1000 reason=peer done"), "{}", done.stderr);
 }
+
+/// A destination that cannot be written (a full disk) stops the run with the reason, even
+/// in stream mode, instead of dropping records.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_destination_stops_the_run_with_the_reason() {
+    let steps = (0..5).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))).collect();
+    let server = server::start(vec![Script::new(steps)], Handshake::default()).await;
+    let dir = Workdir::new("disk-full");
+    let config = batch_config(&server.url, "")
+        .replace("mode: batch", "mode: stream")
+        .replace("path: out/records.jsonl", "path: /dev/full");
+    dir.write("skippr.yaml", &config);
+    let done = run(&dir.path, &["run"], LIMIT).await;
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert!(done.stderr.contains("writing to /dev/full failed: No space left on device"), "{}", done.stderr);
+    assert!(summary_line(&done.stderr).contains("delivered 0 records"), "{}", done.stderr);
+}

@@ -76,6 +76,11 @@ impl Running {
         // Timers made on this thread need the runtime's context.
         let _runtime = handle.enter();
         loop {
+            if self.shaper.sink.is_closed() {
+                // The writer failed: stop taking frames so the source ends too; the writer's
+                // error says why.
+                return Ok(());
+            }
             if let Ok(transform) = self.shaper.swaps.try_recv() {
                 self.swap(transform)?;
             }

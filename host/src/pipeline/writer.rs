@@ -1,5 +1,5 @@
 //! The writer: takes closed batches and dead letters off the bounded queue and writes
-//! them, counting only what was written.
+//! them, counting only what was flushed to the destination.
 
 use std::sync::Arc;
 
@@ -21,11 +21,14 @@ pub struct Writer {
     destination: Sink,
     deadletter: Sink,
     counters: Arc<Counters>,
+    /// Written into the buffers but not yet flushed: counted only once flushed.
+    unflushed_records: u64,
+    unflushed_dead_letters: u64,
 }
 
 impl Writer {
     pub fn new(destination: Sink, deadletter: Sink, counters: Arc<Counters>) -> Self {
-        Self { destination, deadletter, counters }
+        Self { destination, deadletter, counters, unflushed_records: 0, unflushed_dead_letters: 0 }
     }
 
     /// Writes until the shaper is done; flushes whenever the queue runs empty, so lines
@@ -45,11 +48,11 @@ impl Writer {
         match item {
             SinkItem::Records(batch) => {
                 write_to(&mut self.destination, &batch.lines)?;
-                Counters::add(&self.counters.records_delivered, batch.len() as u64);
+                self.unflushed_records += batch.len() as u64;
             }
             SinkItem::DeadLetter(line) => {
                 write_to(&mut self.deadletter, &line)?;
-                Counters::add(&self.counters.frames_dead_lettered, 1);
+                self.unflushed_dead_letters += 1;
             }
         }
         Ok(())
@@ -59,6 +62,8 @@ impl Writer {
         for sink in [&mut self.destination, &mut self.deadletter] {
             sink.flush().map_err(|err| (sink.name().to_owned(), err))?;
         }
+        Counters::add(&self.counters.records_delivered, std::mem::take(&mut self.unflushed_records));
+        Counters::add(&self.counters.frames_dead_lettered, std::mem::take(&mut self.unflushed_dead_letters));
         Ok(())
     }
 }
