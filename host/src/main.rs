@@ -11,9 +11,11 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SKIPPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("SKIPPR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // tungstenite traces the whole handshake request, headers and their secrets included.
+        .add_directive("tungstenite::handshake=info".parse().expect("a valid static directive"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod delivery;
+mod faults;
 mod hostile;
 mod runtime;
 mod source;
