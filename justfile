@@ -20,9 +20,12 @@ check FILE="":
 test:
     cargo test --workspace
 
-# What the sandbox boundary costs against native shaping, and what a tenant costs.
+# The benchmarks: skippr end to end against a raw baseline (table + bench/results/latest.json),
+# then the sandbox boundary against native shaping, and what a tenant costs.
 [group('test')]
 bench:
+    cargo build --release -p skippr
+    cargo run --release -p skippr-bench
     cargo bench -p skippr --bench boundary --bench tenants
 
 # Format the code.

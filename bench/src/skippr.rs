@@ -1,0 +1,73 @@
+//! skippr end to end, as a user runs it: the release binary, a generated skippr.yaml, and
+//! the flood server on the other side.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::latency::stamp_of;
+use crate::usage::wait_child;
+
+/// What one skippr run did.
+pub struct Run {
+    pub finished: Instant,
+    pub cpu: Duration,
+    pub peak_rss_kib: u64,
+    pub latencies_us: Vec<u64>,
+}
+
+/// The release binary beside this harness (both live in target/release).
+pub fn binary() -> anyhow::Result<PathBuf> {
+    let here = std::env::current_exe()?;
+    let binary = here.with_file_name("skippr");
+    anyhow::ensure!(binary.exists(), "{} is missing: run `cargo build --release -p skippr` first", binary.display());
+    Ok(binary)
+}
+
+/// Batch mode into a JSON Lines file; ends when the flood server closes.
+pub fn run_batch(dir: &Path, url: &str, source_extra: &str) -> anyhow::Result<Run> {
+    let config = format!(
+        "source:\n  kind: websocket\n  url: '{url}'\n  mode: batch\n  idle_timeout_seconds: 5\n{source_extra}\
+         destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n"
+    );
+    std::fs::write(dir.join("skippr.yaml"), config)?;
+    let _ = std::fs::remove_file(dir.join("out.jsonl"));
+    let child =
+        Command::new(binary()?).arg("run").current_dir(dir).env("SKIPPR_LOG", "warn").stdin(Stdio::null()).spawn()?;
+    let (code, cpu, peak_rss_kib) = wait_child(child.id())?;
+    let finished = Instant::now();
+    anyhow::ensure!(code == 0, "skippr exited with {code}");
+    Ok(Run { finished, cpu, peak_rss_kib, latencies_us: Vec::new() })
+}
+
+/// Stream mode, every push's records closed at once, to stdout, read here line by line to
+/// time each record from the server's send to the destination's write.
+pub fn run_stream_latency(dir: &Path, url: &str, expected: u64, epoch: Instant) -> anyhow::Result<Run> {
+    let config = format!(
+        "source: {{kind: websocket, url: '{url}', mode: stream}}\nbatch: {{max_age_ms: 0}}\ndestination: {{kind: stdout}}\n"
+    );
+    std::fs::write(dir.join("skippr.yaml"), config)?;
+    let mut child = Command::new(binary()?)
+        .arg("run")
+        .current_dir(dir)
+        .env("SKIPPR_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut latencies_us = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(sent) = stamp_of(line.as_bytes()) {
+            latencies_us.push((epoch.elapsed().as_micros() as u64).saturating_sub(sent));
+        }
+        if latencies_us.len() as u64 >= expected {
+            break;
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let (_, cpu, peak_rss_kib) = wait_child(child.id())?;
+    Ok(Run { finished: Instant::now(), cpu, peak_rss_kib, latencies_us })
+}
