@@ -119,14 +119,20 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn policy(&self) -> LimitPolicy {
+    fn policy(&self) -> Result<LimitPolicy, UsageError> {
+        if self.default_memory_mb > self.max_memory_mb || self.default_cpu_ms_per_call > self.max_cpu_ms_per_call {
+            return Err(UsageError("the --default-* limits must not be over the --max-* ceilings".into()));
+        }
+        if self.default_memory_mb == 0 || self.default_cpu_ms_per_call == 0 {
+            return Err(UsageError("--default-memory-mb and --default-cpu-ms-per-call must be more than 0".into()));
+        }
         let mut policy = LimitPolicy::default();
         policy.defaults.memory_bytes = self.default_memory_mb << 20;
         policy.defaults.cpu_ms_per_call = self.default_cpu_ms_per_call;
         policy.ceilings.memory_bytes = self.max_memory_mb << 20;
         policy.ceilings.cpu_ms_per_call = self.max_cpu_ms_per_call;
         policy.max_message_bytes = self.max_message_bytes;
-        policy
+        Ok(policy)
     }
 }
 
@@ -270,7 +276,7 @@ fn report(result: Result<config::EditReport, String>) -> anyhow::Result<ExitCode
 }
 
 fn supervisor(args: &RunArgs, registry: Arc<Registry>) -> anyhow::Result<Supervisor> {
-    let options = RunOptions { transform: args.transform.clone(), policy: args.limits.policy() };
+    let options = RunOptions { transform: args.transform.clone(), policy: args.limits.policy()? };
     Ok(Supervisor::new(Runtime::new()?, options, registry))
 }
 

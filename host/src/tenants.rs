@@ -152,7 +152,8 @@ impl Supervisor {
                 }
                 None => {}
             }
-            match self.prepare(&path) {
+            // Compiling may take a while: let the other tenants' tasks move to another worker.
+            match tokio::task::block_in_place(|| self.prepare(&path)) {
                 Ok(prepared) => self.launch(prepared, contents),
                 Err(err) => {
                     tracing::error!(tenant = %name, error = %err, "Config refused; fix the file and it is retried.");

@@ -35,7 +35,8 @@ impl TransformWatch {
                 continue;
             }
             seen = now;
-            match self.load() {
+            // Compiling may take a while: let the other tenants' tasks move to another worker.
+            match tokio::task::block_in_place(|| self.load()) {
                 Ok(transform) => {
                     if self.swaps.send(transform).is_err() {
                         return;
