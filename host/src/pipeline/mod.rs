@@ -21,8 +21,9 @@ use crate::sink::Sink;
 use crate::source::{self, ConnectError, SourceLinks};
 use recipe::Recipe;
 
-/// Events between the socket and the shaper; their bytes are bounded separately.
-const EVENT_QUEUE: usize = 4096;
+/// Events between the socket and the shaper (each up to 256 frames); their payload bytes
+/// are bounded separately, and payloads can pin larger read buffers, so keep both small.
+const EVENT_QUEUE: usize = 64;
 /// Closed batches waiting for the destination.
 const SINK_QUEUE: usize = 16;
 /// Swapped-in transforms waiting for a batch boundary.

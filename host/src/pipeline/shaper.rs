@@ -14,7 +14,7 @@ use crate::config::OnTransformError;
 use crate::deadletter::{DeadLetter, FrameInfo};
 use crate::metrics::Counters;
 use crate::runtime::{CallError, FrameList, Outbound, Output, ShaperInstance, Transform};
-use crate::source::{SourceEvent, now_ms};
+use crate::source::{Frames, SourceEvent, now_ms};
 
 /// A push holds at most this many frames...
 const MAX_PUSH_FRAMES: usize = 1024;
@@ -59,6 +59,15 @@ struct Pending {
     busy_reported: Duration,
 }
 
+impl Pending {
+    /// Packs frames into the list for the next push.
+    fn take(&mut self, ready: &Frames) {
+        for frame in &ready.frames {
+            self.frames.push(frame.sequence, frame.kind, &frame.payload, ready.received_at_ms);
+        }
+    }
+}
+
 impl ShaperLoop {
     /// Runs until the source is done, then flushes the transform.
     pub fn run(self, events: mpsc::Receiver<SourceEvent>, handle: &Handle) -> Result<(), ShaperFailure> {
@@ -96,9 +105,9 @@ impl Running {
             };
             match event {
                 None => break,
-                Some(SourceEvent::Frame(frame)) => {
-                    self.pending.connection_id = frame.connection_id;
-                    self.pending.frames.push(frame.sequence, frame.kind, &frame.payload, frame.received_at_ms);
+                Some(SourceEvent::Frames(ready)) => {
+                    self.pending.connection_id = ready.connection_id;
+                    self.pending.take(&ready);
                     self.fill(&mut events);
                     self.push()?;
                 }
@@ -130,14 +139,13 @@ impl Running {
         Ok(())
     }
 
-    /// Takes whatever frames are already waiting, up to the push bounds.
+    /// Takes whatever frames are already waiting, up to the push bounds (which one event
+    /// may overshoot by its own bounds).
     fn fill(&mut self, events: &mut mpsc::Receiver<SourceEvent>) {
         let pending = &mut self.pending;
         while pending.frames.len() < MAX_PUSH_FRAMES && pending.frames.payload_bytes() < MAX_PUSH_BYTES {
             match events.try_recv() {
-                Ok(SourceEvent::Frame(frame)) if frame.connection_id == pending.connection_id => {
-                    pending.frames.push(frame.sequence, frame.kind, &frame.payload, frame.received_at_ms);
-                }
+                Ok(SourceEvent::Frames(ready)) if ready.connection_id == pending.connection_id => pending.take(&ready),
                 Ok(other) => {
                     pending.held = Some(other);
                     return;

@@ -35,31 +35,29 @@ const DROPS_BEFORE_HINT: u32 = 3;
 #[derive(Debug)]
 pub enum SourceEvent {
     /// A connection opened; the reply carries what the transform wants sent on it first.
-    Connected {
-        connection_id: u64,
-        reply: oneshot::Sender<Vec<Outbound>>,
-    },
-    Frame(Frame),
+    Connected { connection_id: u64, reply: oneshot::Sender<Vec<Outbound>> },
+    /// Data frames read together: one event (and one wake-up of the shaper) for all of them.
+    Frames(Frames),
     /// A message over `max_message_bytes`; only its size is known.
-    Oversized {
-        sequence: u64,
-        connection_id: u64,
-        size: usize,
-        limit: usize,
-        received_at_ms: u64,
-    },
+    Oversized { sequence: u64, connection_id: u64, size: usize, limit: usize, received_at_ms: u64 },
+}
+
+/// Data frames that were ready on the socket at the same moment.
+#[derive(Debug)]
+pub struct Frames {
+    pub connection_id: u64,
+    pub received_at_ms: u64,
+    pub frames: Vec<Frame>,
+    /// Their place in the bounded queue, given back when the shaper has taken them.
+    pub _queued: OwnedSemaphorePermit,
 }
 
 /// One received data frame.
 #[derive(Debug)]
 pub struct Frame {
     pub sequence: u64,
-    pub connection_id: u64,
     pub kind: FrameKind,
     pub payload: bytes::Bytes,
-    pub received_at_ms: u64,
-    /// Its place in the bounded queue, given back when the shaper has taken it.
-    pub _queued: OwnedSemaphorePermit,
 }
 
 /// The channels between the source and the rest of the pipeline.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -15,13 +15,16 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::connect::Socket;
 use super::keepalive::{Keepalive, KeepaliveAction};
-use super::{Frame, SourceEvent};
+use super::{Frame, Frames, SourceEvent};
 use crate::config::SourceConfig;
 use crate::metrics::Counters;
 use crate::runtime::{FrameKind, Outbound};
 
 /// Bytes of frames between the socket and the shaper; when full, reading pauses.
-pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// Frames already waiting on the socket are handed over together, up to these bounds.
+const MAX_FRAMES_PER_EVENT: usize = 256;
+const MAX_BYTES_PER_EVENT: usize = 256 << 10;
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ pub struct Session<'a> {
     connection_id: u64,
     keepalive: Option<Keepalive>,
     heartbeat_at: Option<Instant>,
+    /// A control message or error read while gathering data frames, handled next.
+    held: Option<Option<Result<Message, WsError>>>,
 }
 
 impl<'a> Session<'a> {
@@ -63,7 +68,7 @@ impl<'a> Session<'a> {
         let now = Instant::now();
         let keepalive = ctx.config.ping_interval.map(|interval| Keepalive::new(interval, ctx.config.pong_timeout, now));
         let heartbeat_at = ctx.config.heartbeat.as_ref().map(|(_, every)| now + *every);
-        Self { ctx, socket, connection_id, keepalive, heartbeat_at }
+        Self { ctx, socket, connection_id, keepalive, heartbeat_at, held: None }
     }
 
     pub async fn run(mut self) -> SessionEnd {
@@ -71,6 +76,12 @@ impl<'a> Session<'a> {
             return end;
         }
         loop {
+            if let Some(message) = self.held.take() {
+                if let Err(end) = self.handle_message(message).await {
+                    return end;
+                }
+                continue;
+            }
             let far = Instant::now() + Duration::from_secs(3600);
             let keepalive_at = self.keepalive.as_ref().map_or(far, Keepalive::deadline);
             let heartbeat_at = self.heartbeat_at.unwrap_or(far);
@@ -136,20 +147,34 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Hands one frame to the pipeline, waiting for room in the queue: this wait is the
-    /// backpressure that slows the socket when the destination is slow.
+    /// Hands the pipeline this frame and every data frame already waiting behind it, as one
+    /// event, after waiting for room in the queue: this wait is the backpressure that slows
+    /// the socket when the destination is slow.
     async fn forward(&mut self, kind: FrameKind, payload: bytes::Bytes) -> Result<(), SessionEnd> {
         let received_at_ms = now_ms();
         *self.ctx.last_message = Instant::now();
-        Counters::add(&self.ctx.counters.frames_received, 1);
-        Counters::add(&self.ctx.counters.bytes_received, payload.len() as u64);
-        let permits = u32::try_from(payload.len().clamp(1, MAX_QUEUED_BYTES)).expect("MAX_QUEUED_BYTES fits u32");
-        let permit =
+        let mut bytes = payload.len();
+        let mut frames = vec![Frame { sequence: self.take_sequence(), kind, payload }];
+        while frames.len() < MAX_FRAMES_PER_EVENT && bytes < MAX_BYTES_PER_EVENT {
+            let (kind, payload) = match self.socket.next().now_or_never() {
+                None => break,
+                Some(Some(Ok(Message::Text(text)))) => (FrameKind::Text, text.into()),
+                Some(Some(Ok(Message::Binary(binary)))) => (FrameKind::Binary, binary),
+                Some(other) => {
+                    self.held = Some(other);
+                    break;
+                }
+            };
+            bytes += payload.len();
+            frames.push(Frame { sequence: self.take_sequence(), kind, payload });
+        }
+        Counters::add(&self.ctx.counters.frames_received, frames.len() as u64);
+        Counters::add(&self.ctx.counters.bytes_received, bytes as u64);
+        let permits = u32::try_from(bytes.clamp(1, MAX_QUEUED_BYTES)).expect("MAX_QUEUED_BYTES fits u32");
+        let queued =
             Arc::clone(self.ctx.queue).acquire_many_owned(permits).await.map_err(|_| SessionEnd::PipelineGone)?;
-        let sequence = self.take_sequence();
-        let frame =
-            Frame { sequence, connection_id: self.connection_id, kind, payload, received_at_ms, _queued: permit };
-        self.ctx.events.send(SourceEvent::Frame(frame)).await.map_err(|_| SessionEnd::PipelineGone)
+        let event = Frames { connection_id: self.connection_id, received_at_ms, frames, _queued: queued };
+        self.ctx.events.send(SourceEvent::Frames(event)).await.map_err(|_| SessionEnd::PipelineGone)
     }
 
     async fn oversized(&mut self, size: usize, limit: usize) -> Result<(), SessionEnd> {
