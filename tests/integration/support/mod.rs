@@ -7,7 +7,6 @@ pub mod server;
 pub mod tls;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use skippr::runtime::{FrameKind, FrameList, InstanceLimits, Runtime, ShaperInstance, SourceInfo};
 
@@ -39,13 +38,4 @@ pub fn round_trip(instance: &mut ShaperInstance, frames: &FrameList) -> Vec<u64>
     let mut output = instance.push(frames, 0).unwrap();
     output.batches.extend(instance.flush().unwrap().batches);
     output.batches.iter().flat_map(|batch| batch.record_sequences.clone()).collect()
-}
-
-/// Runs the real binary with `args`, no stdin, and returns what it did.
-pub fn skippr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skippr")).args(args).output().expect("the skippr binary runs")
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
