@@ -123,8 +123,8 @@ async fn skippr_reload_swaps_the_transform_in_a_running_process() {
     assert_eq!(feed.log().connections, 1);
 }
 
-/// With `--pipelines DIR`, a file added starts its tenant and a file removed stops it,
-/// leaving the other alone; /metrics and /healthz answer throughout.
+/// With `--pipelines DIR`, a file added starts its tenant, a changed one restarts it and a
+/// removed one stops it, leaving the other alone; /metrics and /healthz answer throughout.
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_files_added_and_removed_at_runtime_start_and_stop_alone() {
     let feed = server::start(vec![Script::new(texts(3))], Handshake::default()).await;
@@ -150,8 +150,13 @@ async fn tenant_files_added_and_removed_at_runtime_start_and_stop_alone() {
     assert!(metrics[r#"skippr_guest_memory_bytes{tenant="beta"}"#] > 0.0);
     assert!(metrics.contains_key(r#"skippr_guest_busy_microseconds_total{tenant="alpha"}"#));
 
+    let beta = dir.read("tenants/beta.yaml");
+    dir.write("tenants/beta.yaml", &format!("# changed\n{beta}"));
+    assert!(eventually(Duration::from_secs(30), || feed.log().connections == 3).await, "beta restarted");
+    assert_eq!(feed.log().closed, 1, "only beta's old connection closed");
+
     std::fs::remove_file(dir.path.join("tenants/alpha.yaml")).unwrap();
-    assert!(eventually(Duration::from_secs(30), || feed.log().closed == 1).await, "alpha's connection closed");
+    assert!(eventually(Duration::from_secs(30), || feed.log().closed == 2).await, "alpha's connection closed");
     let metrics = scrape(&metrics_addr, "/metrics").await;
     assert!(!metrics.contains_key(r#"skippr_connected{tenant="alpha"}"#), "a removed tenant leaves the metrics");
     assert_eq!(metrics[r#"skippr_connected{tenant="beta"}"#], 1.0, "beta goes on");
@@ -161,6 +166,7 @@ async fn tenant_files_added_and_removed_at_runtime_start_and_stop_alone() {
     let done = finish(child, LIMIT).await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert!(done.stderr.contains("Config file removed: stopping the pipeline. tenant=alpha"), "{}", done.stderr);
+    assert!(done.stderr.contains("Config file changed: restarting the pipeline. tenant=beta"), "{}", done.stderr);
 }
 
 /// `on_transform_error: restart` replaces a failing instance a few times, then stops.
