@@ -214,6 +214,64 @@ mod tests {
         assert_eq!(line, "{\"namespace\":\"websocket.example.com\",\"value\":1}\n");
     }
 
+    /// For many generated payloads, the record is exactly one JSON line whose value is what
+    /// serde_json reads from the payload, or the frame is rejected exactly when serde_json
+    /// refuses it: validating and copying agrees with parsing.
+    #[test]
+    fn copying_validated_json_agrees_with_parsing_it() {
+        const PIECES: [&str; 24] = [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"a\"",
+            "\"\\n\"",
+            "\"\\u00e9\"",
+            "\"\u{e9}\"",
+            "1",
+            "-0.5e3",
+            "true",
+            "null",
+            " ",
+            "\n",
+            "\r\n",
+            "\t",
+            "\"x\\\"y\"",
+            "01",
+            "\"\\q\"",
+            "1e",
+            "\u{2028}",
+            "\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let encoder = Encoder::new("n", "u", Format::Json, false);
+        let mut valid = 0;
+        for _ in 0..100_000 {
+            let length = (next() % 12) as usize;
+            let payload: String = (0..length).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            let mut out = Vec::new();
+            let shaped = encoder.encode(&frame(FrameKind::Text, payload.as_bytes()), &mut out);
+            match serde_json::from_str::<serde_json::Value>(&payload) {
+                Ok(expected) => {
+                    valid += 1;
+                    assert!(shaped.is_ok(), "{payload:?} is JSON but was rejected");
+                    let line = std::str::from_utf8(&out).unwrap();
+                    assert_eq!(parse(line)["value"], expected, "{payload:?}");
+                }
+                Err(_) => assert!(shaped.is_err(), "{payload:?} is not JSON but was accepted"),
+            }
+        }
+        assert!(valid > 2_000, "the generator makes enough valid JSON to mean something: {valid}");
+    }
+
     #[test]
     fn namespace_and_url_are_escaped() {
         let encoder = Encoder::new("ns\"x", "ws://h/\"q", Format::Json, true);
