@@ -216,7 +216,8 @@ mod tests {
 
     /// For many generated payloads, the record is exactly one JSON line whose value is what
     /// serde_json reads from the payload, or the frame is rejected exactly when serde_json
-    /// refuses it: validating and copying agrees with parsing.
+    /// refuses it: validating and copying agrees with parsing. (Numbers beyond f64 are valid
+    /// JSON and kept verbatim, where a parse into `Value` would refuse them.)
     #[test]
     fn copying_validated_json_agrees_with_parsing_it() {
         const PIECES: [&str; 24] = [
@@ -266,6 +267,8 @@ mod tests {
                     let line = std::str::from_utf8(&out).unwrap();
                     assert_eq!(parse(line)["value"], expected, "{payload:?}");
                 }
+                // Valid JSON that serde's f64 cannot hold (`1e400`): copied as written, exactly.
+                Err(err) if err.to_string().starts_with("number out of range") => assert!(shaped.is_ok()),
                 Err(_) => assert!(shaped.is_err(), "{payload:?} is not JSON but was accepted"),
             }
         }
