@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -71,13 +71,15 @@ impl Pending {
 impl ShaperLoop {
     /// Runs until the source is done, then flushes the transform.
     pub fn run(self, events: mpsc::Receiver<SourceEvent>, handle: &Handle) -> Result<(), ShaperFailure> {
-        Running { shaper: self, pending: Pending::default() }.run(events, handle)
+        Running { shaper: self, pending: Pending::default(), ticked_at: Instant::now() }.run(events, handle)
     }
 }
 
 struct Running {
     shaper: ShaperLoop,
     pending: Pending,
+    /// A steady flow must not keep time-based batching from its ticks.
+    ticked_at: Instant,
 }
 
 impl Running {
@@ -98,7 +100,7 @@ impl Running {
                 None => match handle.block_on(tokio::time::timeout(TICK_EVERY, events.recv())) {
                     Ok(event) => event,
                     Err(_elapsed) => {
-                        self.call(|instance| instance.tick(now_ms()))?;
+                        self.tick()?;
                         continue;
                     }
                 },
@@ -110,6 +112,9 @@ impl Running {
                     self.pending.take(&ready);
                     self.fill(&mut events);
                     self.push()?;
+                    if self.ticked_at.elapsed() >= TICK_EVERY {
+                        self.tick()?;
+                    }
                 }
                 Some(SourceEvent::Connected { connection_id, reply }) => {
                     self.pending.connection_id = connection_id;
@@ -181,6 +186,11 @@ impl Running {
         self.deliver(Output { rejections: Vec::new(), ..output });
         self.pending.frames.clear();
         Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), ShaperFailure> {
+        self.ticked_at = Instant::now();
+        self.call(|instance| instance.tick(now_ms()))
     }
 
     /// Runs a call that takes no frames (tick, flush) and delivers what it returns.
