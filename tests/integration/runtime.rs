@@ -101,3 +101,18 @@ fn instances_of_one_transform_do_not_share_state() {
     assert_eq!(second_batch.record_sequences, [100]);
     assert_eq!(second_batch.namespace, "websocket.unknown");
 }
+
+/// Identical component bytes are compiled once however often they are loaded; other bytes
+/// are compiled on their own.
+#[test]
+fn identical_components_are_compiled_once() {
+    let runtime = Runtime::new().unwrap();
+    for _ in 0..5 {
+        runtime.default_transform().unwrap();
+    }
+    assert_eq!(runtime.compilations(), 1);
+    let hostile = crate::support::fixture("skippr_fixture_hostile");
+    runtime.load_file(&hostile).unwrap();
+    runtime.load_file(&hostile).unwrap();
+    assert_eq!(runtime.compilations(), 2);
+}
