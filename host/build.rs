@@ -9,14 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
-const COMPONENT_CRATES: [&str; 3] = ["skippr-guest", "skippr-fixture-hostile", "skippr-fixture-wrong-version"];
+const COMPONENT_CRATES: [&str; 6] = [
+    "skippr-guest",
+    "skippr-fixture-hostile",
+    "skippr-fixture-wrong-version",
+    "skippr-fixture-escape",
+    "skippr-example-filter",
+    "skippr-example-normalize-trades",
+];
 /// Set to a prebuilt default shaper to skip the nested build (e.g. when packaging).
 const PREBUILT_ENV: &str = "SKIPPR_GUEST_WASM";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("host/ sits in the workspace root").to_path_buf();
-    for watched in ["wit", "guest", "tests/fixtures", "Cargo.lock", "Cargo.toml"] {
+    for watched in ["wit", "sdk", "guest", "examples/transforms", "tests/fixtures", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed={PREBUILT_ENV}");

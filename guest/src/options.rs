@@ -16,41 +16,38 @@ impl Default for Options {
     }
 }
 
-impl Options {
-    /// Parses options from the JSON the host passes; empty text means all defaults.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        if json.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        serde_json::from_str(json).map_err(|err| format!("invalid transform options: {err}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use skippr_sdk::{Shaper, Source};
+
     use super::*;
+    use crate::DefaultShaper;
+
+    fn refusal(json: &str) -> String {
+        Shaper::<DefaultShaper>::init(&Source::default(), json).unwrap_err()
+    }
 
     #[test]
-    fn empty_and_empty_object_mean_defaults() {
-        assert_eq!(Options::parse("").unwrap(), Options::default());
-        assert_eq!(Options::parse("{}").unwrap(), Options::default());
+    fn empty_object_means_defaults() {
+        assert_eq!(serde_json::from_str::<Options>("{}").unwrap(), Options::default());
+        assert!(Shaper::<DefaultShaper>::init(&Source::default(), "").is_ok());
     }
 
     #[test]
     fn include_meta_can_be_turned_off() {
-        assert!(!Options::parse(r#"{"include_meta":false}"#).unwrap().include_meta);
+        assert!(!serde_json::from_str::<Options>(r#"{"include_meta":false}"#).unwrap().include_meta);
     }
 
     #[test]
     fn unknown_option_is_refused_by_name() {
-        let err = Options::parse(r#"{"include_mета":true}"#).unwrap_err();
+        let err = refusal(r#"{"include_mета":true}"#);
         assert!(err.contains("unknown field `include_mета`"), "{err}");
         assert!(err.contains("include_meta"), "the valid name is suggested: {err}");
     }
 
     #[test]
-    fn wrong_type_is_refused() {
-        let err = Options::parse(r#"{"include_meta":"yes"}"#).unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
+    fn wrong_type_is_refused_naming_the_option() {
+        let err = refusal(r#"{"include_meta":"yes"}"#);
+        assert!(err.starts_with("invalid transform option `include_meta`: invalid type"), "{err}");
     }
 }

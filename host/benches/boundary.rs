@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use skippr::runtime::{FrameKind, FrameList, InstanceLimits, Runtime, SourceInfo};
-use skippr_guest::batch::Limits;
-use skippr_guest::options::Options;
-use skippr_guest::shape::{Format, Frame, FrameKind as NativeKind};
-use skippr_guest::shaper::{Shaper, Source};
+use skippr_guest::DefaultShaper;
+use skippr_sdk::{Frame, FrameKind as NativeKind, Shaper, Source};
 
 const FRAMES: usize = 200_000;
 const LIST_SIZES: [usize; 3] = [1, 64, 1024];
@@ -79,15 +77,9 @@ fn pack(payloads: &[Vec<u8>], list_size: usize) -> Vec<FrameList> {
 }
 
 fn shape_natively(payloads: &[Vec<u8>], list_size: usize) -> Duration {
-    let source = Source {
-        url: "wss://stream.example.com/v1".into(),
-        host: "stream.example.com".into(),
-        namespace: None,
-        connection_id: 0,
-        format: Format::Json,
-        limits: Limits::default(),
-    };
-    let mut shaper = Shaper::new(&source, &Options::default());
+    let source =
+        Source { url: "wss://stream.example.com/v1".into(), host: "stream.example.com".into(), ..Source::default() };
+    let mut shaper = Shaper::<DefaultShaper>::init(&source, "").expect("the default options are valid");
     let started = Instant::now();
     let mut records = 0;
     for (index, chunk) in payloads.chunks(list_size).enumerate() {

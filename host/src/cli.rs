@@ -12,6 +12,7 @@ use crate::config::{self, ConfigError, ConnectDestination, LimitPolicy};
 use crate::metrics::{Counters, Registry};
 use crate::pipeline::{self, Prepared, RunHandles};
 use crate::runtime::Runtime;
+use crate::scaffold::{self, Lang};
 use crate::tenants::{self, RunOptions, Supervisor, TenantEnd};
 use crate::{demo, transform_check};
 
@@ -47,6 +48,12 @@ pub enum Command {
         /// Messages per second.
         #[arg(long, default_value_t = 40)]
         rate: u32,
+        /// Shape the feed with this component instead of the embedded default shaper.
+        #[arg(long, value_name = "FILE.wasm")]
+        transform: Option<PathBuf>,
+        /// The transform's own options, as a JSON object.
+        #[arg(long, value_name = "JSON", requires = "transform")]
+        options: Option<String>,
     },
     /// Write a commented skippr.yaml in the current folder (never overwrites one).
     Init(ConfigArg),
@@ -201,6 +208,18 @@ pub enum TransformCommand {
         #[arg(long, default_value = "{}")]
         options: String,
     },
+    /// Create a transform project that builds with one command: the transform, a test, a
+    /// README, the SDK and the WIT of this skippr.
+    New {
+        /// The project's name and folder: lowercase letters, digits and dashes.
+        name: String,
+        /// The language to write the transform in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
+        /// Where to create the project folder.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// A mistake in what the user asked or wrote: exit code 2.
@@ -219,7 +238,9 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
 /// Runs a parsed command; `main` prints the error, if any, once.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { messages, rate } => run_demo(messages, rate),
+        Command::Demo { messages, rate, transform, options } => {
+            run_demo(messages, rate, transform.as_deref(), options.as_deref())
+        }
         Command::Init(ConfigArg { config }) => report(config::init(&config)),
         Command::Connect(command) => connect(command),
         Command::Run(args) => run_tenants(&args),
@@ -234,6 +255,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transform(TransformCommand::Check { file, options }) => {
             let runtime = Runtime::new()?;
             print!("{}", transform_check::check(&runtime, file.as_deref(), &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Transform(TransformCommand::New { name, lang, dir }) => {
+            let next = scaffold::create(&dir, &name, lang).map_err(|err| UsageError(err.to_string()))?;
+            print!("{next}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -372,11 +398,12 @@ fn reload(pid_file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_demo(messages: u64, rate: u32) -> anyhow::Result<ExitCode> {
+fn run_demo(messages: u64, rate: u32, transform: Option<&Path>, options: Option<&str>) -> anyhow::Result<ExitCode> {
     let tokio = tokio::runtime::Runtime::new()?;
     let url = tokio.block_on(demo::start_feed(messages, rate))?;
     eprintln!("demo: a trade feed is running at {url}; records follow on stdout, dead letters on stderr.");
-    let prepared = pipeline::prepare(demo::pipeline_config(&url), &Runtime::new()?, Path::new("the demo"))?;
+    let config = demo::pipeline_config(&url, transform, options)?;
+    let prepared = pipeline::prepare(config, &Runtime::new()?, Path::new("the demo"))?;
     // The demo has no transform file to reload.
     let (_reloads, reload_rx) = watch::channel(0);
     let handles = RunHandles { counters: Arc::new(Counters::default()), reloads: reload_rx };

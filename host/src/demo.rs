@@ -1,6 +1,7 @@
 //! `skippr demo`: a built-in trade feed on loopback, consumed by the real pipeline with
 //! the embedded shaper. Needs nothing installed and no network.
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::SinkExt as _;
@@ -9,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::config::{self, EnvFiles, PipelineConfig, RawConfig};
+use crate::config::{self, ConfigError, EnvFiles, PipelineConfig, RawConfig, RawTransform};
 
 const SYMBOLS: [(&str, f64); 4] = [("BTC-USD", 64_012.5), ("ETH-USD", 3_412.25), ("SOL-USD", 187.4), ("ADA-USD", 0.61)];
 /// Every this many messages the feed sends one that is not JSON, as real feeds sometimes do.
@@ -36,16 +37,29 @@ pub async fn start_feed(messages: u64, per_second: u32) -> std::io::Result<Strin
     Ok(url)
 }
 
-/// The demo pipeline: batch mode against the feed, records to stdout, dead letters to stderr.
-pub fn pipeline_config(url: &str) -> PipelineConfig {
+/// The demo pipeline: batch mode against the feed, records to stdout, dead letters to
+/// stderr, shaped by `transform` (with its JSON `options`) or the default shaper.
+pub fn pipeline_config(
+    url: &str,
+    transform: Option<&Path>,
+    options: Option<&str>,
+) -> Result<PipelineConfig, ConfigError> {
+    let refused = |problems| ConfigError { path: "the demo".into(), problems };
     let yaml = format!(
         "source: {{kind: websocket, url: '{url}', mode: batch, idle_timeout_seconds: 2}}\n\
          batch: {{max_records: 20, max_age_ms: 200}}\n\
          destination: {{kind: stdout}}\n\
          deadletter: {{kind: stderr}}\n"
     );
-    let raw: RawConfig = config::parse(&yaml).expect("the demo config is valid YAML");
-    config::validate_raw(&raw, "demo", &EnvFiles::default()).expect("the demo config is valid")
+    let mut raw: RawConfig = config::parse(&yaml).expect("the demo config is valid YAML");
+    if let Some(path) = transform {
+        let options = options
+            .map(serde_yaml_ng::from_str)
+            .transpose()
+            .map_err(|err| refused(vec![format!("--options is not a JSON object: {err}")]))?;
+        raw.transform = Some(RawTransform { path: Some(path.display().to_string()), options });
+    }
+    config::validate_raw(&raw, "demo", &EnvFiles::default()).map_err(refused)
 }
 
 fn trade(n: u64) -> String {

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod redact;
 pub mod runtime;
+pub mod scaffold;
 pub mod sink;
 pub mod source;
 pub mod tenants;

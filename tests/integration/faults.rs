@@ -99,22 +99,31 @@ async fn a_4_mib_message_is_delivered_and_a_64_mib_one_dead_lettered() {
     assert!(dead[0]["reason"].as_str().unwrap().contains("over source.max_message_bytes (16777216)"), "{dead:?}");
 }
 
-/// A transform that tries to list files, read /etc/passwd, read the environment and open a
-/// socket gets nothing.
+/// A transform reading the environment sees none of the host's variables.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_transform_reaching_for_files_env_and_network_gets_nothing() {
+async fn a_transform_reading_the_environment_sees_nothing() {
     let feed = server::start(vec![Script::new(vec![Step::Text("{}".into()), Step::Close])], Handshake::default()).await;
-    let dir = Workdir::new("escape");
-    let extra = format!("transform: {{path: '{}', options: escape}}\n", fixture("skippr_fixture_hostile").display());
+    let dir = Workdir::new("env");
+    let extra = format!("transform: {{path: '{}', options: env}}\n", fixture("skippr_fixture_hostile").display());
     dir.write("skippr.yaml", &format!("{}{extra}", batch_config(&feed.url, "")));
     let mut command = command(&dir.path, &["run"]);
     command.env("SKIPPR_SECRET_IN_ENV", "do-not-leak");
     let done = finish(command.spawn().unwrap(), LIMIT).await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);
-    let report = &dir.json_lines("out/records.jsonl")[0];
-    assert_eq!(report["env"], 0, "{report}");
-    for field in ["files", "passwd", "net"] {
-        assert!(report[field].as_str().unwrap().starts_with("Err("), "{field}: {report}");
+    assert_eq!(dir.json_lines("out/records.jsonl")[0]["env"], 0);
+}
+
+/// A transform that would list files and open a socket is refused before it runs, with
+/// the imports at fault named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transform_importing_files_and_sockets_is_refused() {
+    let dir = Workdir::new("escape");
+    let extra = format!("transform: {{path: '{}'}}\n", fixture("skippr_fixture_escape").display());
+    dir.write("skippr.yaml", &format!("{}{extra}", batch_config("ws://127.0.0.1:9/never", "")));
+    let done = finish(command(&dir.path, &["run"]).spawn().unwrap(), LIMIT).await;
+    assert_eq!(done.code, Some(2), "{}", done.stderr);
+    for expected in ["does not grant", "wasi:filesystem/preopens", "wasi:sockets/tcp", "--stub-wasi"] {
+        assert!(done.stderr.contains(expected), "{expected}: {}", done.stderr);
     }
 }
 

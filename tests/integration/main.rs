@@ -7,9 +7,11 @@ mod support;
 
 mod cli;
 mod delivery;
+mod examples;
 mod faults;
 mod hostile;
 mod runtime;
 mod source;
 mod tenants;
 mod transform_check;
+mod transform_new;

@@ -8,7 +8,7 @@ mod validate;
 
 pub use edit::{ConnectDestination, EditReport, connect_destination, connect_source, init};
 pub use env::EnvFiles;
-pub use raw::{DEFAULT_CONFIG_FILE, RawConfig, parse};
+pub use raw::{DEFAULT_CONFIG_FILE, RawConfig, RawTransform, parse};
 pub use validate::{
     ConfigError, DestinationConfig, Header, LimitPolicy, OnTransformError, PipelineConfig, ProxyConfig,
     ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load, validate_raw,

@@ -10,6 +10,8 @@ pub struct Counters {
     pub bytes_received: AtomicU64,
     pub records_delivered: AtomicU64,
     pub frames_dead_lettered: AtomicU64,
+    /// Frames the transform shaped into no record on purpose (a filter).
+    pub frames_dropped: AtomicU64,
     pub connections: AtomicU64,
     /// Connections after the first: each one followed a drop.
     pub reconnects: AtomicU64,
@@ -44,6 +46,7 @@ impl Counters {
             bytes_received: get(&self.bytes_received),
             records_delivered: get(&self.records_delivered),
             frames_dead_lettered: get(&self.frames_dead_lettered),
+            frames_dropped: get(&self.frames_dropped),
             connections: get(&self.connections),
             connect_failures: get(&self.connect_failures),
             frames_lost: get(&self.frames_lost),
@@ -58,6 +61,7 @@ pub struct Summary {
     pub bytes_received: u64,
     pub records_delivered: u64,
     pub frames_dead_lettered: u64,
+    pub frames_dropped: u64,
     pub connections: u64,
     pub connect_failures: u64,
     pub frames_lost: u64,
@@ -74,6 +78,9 @@ impl fmt::Display for Summary {
             self.records_delivered,
             self.frames_dead_lettered
         )?;
+        if self.frames_dropped > 0 {
+            write!(f, "; the transform dropped {} frames", self.frames_dropped)?;
+        }
         if self.connect_failures > 0 {
             write!(f, "; {} failed connection attempt(s)", self.connect_failures)?;
         }

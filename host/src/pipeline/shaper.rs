@@ -52,7 +52,8 @@ struct Pending {
     connection_id: u64,
     /// An event read while filling a list that must wait for the list's push.
     held: Option<SourceEvent>,
-    /// Frames pushed into the guest minus frames it has returned as records or rejections.
+    /// Frames pushed into the guest minus frames it has returned as records, rejections or
+    /// drops.
     in_guest: u64,
     restarts_in_a_row: u32,
     /// The instance's busy time already added to the counters.
@@ -182,8 +183,10 @@ impl Running {
         for rejection in &output.rejections {
             self.reject(rejection.sequence, &rejection.reason);
         }
-        self.pending.in_guest = self.pending.in_guest.saturating_sub(output.rejections.len() as u64);
-        self.deliver(Output { rejections: Vec::new(), ..output });
+        let settled = output.rejections.len() + output.dropped.len();
+        self.pending.in_guest = self.pending.in_guest.saturating_sub(settled as u64);
+        Counters::add(&self.shaper.counters.frames_dropped, output.dropped.len() as u64);
+        self.deliver(Output { rejections: Vec::new(), dropped: Vec::new(), ..output });
         self.pending.frames.clear();
         Ok(())
     }

@@ -71,6 +71,7 @@ pub(super) fn output(output: wit::Output) -> types::Output {
             .into_iter()
             .map(|rejection| types::Rejection { sequence: rejection.sequence, reason: rejection.reason })
             .collect(),
+        dropped: output.dropped,
         outbound: outbound(output.outbound),
     }
 }

@@ -9,6 +9,12 @@ pub const WIT_PACKAGE: &str = "skippr:connector@0.1.0";
 /// The interface a transform must export.
 pub(super) const SHAPER_EXPORT: &str = "skippr:connector/shaper@0.1.0";
 const SHAPER_EXPORT_PREFIX: &str = "skippr:connector/shaper@";
+/// The imports a transform may have, by interface name before its version. The WASI ctx
+/// behind them is empty: no environment variables, no stdin, output captured into the log.
+/// Files and sockets are not granted at all: a component that imports them is refused at
+/// load rather than left to find out at run time. Randomness is granted: hash maps in most
+/// guest languages seed from it.
+const GRANTED_IMPORTS: [&str; 5] = ["skippr:connector/", "wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/"];
 
 /// Why a transform was refused at load.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,12 @@ pub enum LoadError {
     WrongVersion { name: String, found: String },
     #[error("{name} does not export `{SHAPER_EXPORT}` (it exports: {exports})")]
     MissingExport { name: String, exports: String },
+    #[error(
+        "{name} imports capabilities this host does not grant: {imports}. A transform gets \
+         logging, clocks, randomness and empty stdio/environment only: build it without them \
+         (componentize-py: --stub-wasi; jco componentize: --disable all)"
+    )]
+    Ungranted { name: String, imports: String },
     #[error("{name} cannot be linked: {reason}")]
     Link { name: String, reason: String },
 }
@@ -60,6 +72,7 @@ pub(super) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Compo
     let component = Component::new(engine, bytes)
         .map_err(|err| LoadError::Invalid { name: name.to_owned(), reason: format!("{err:#}") })?;
     check_exports(engine, name, &component)?;
+    check_imports(engine, name, &component)?;
     Ok(component)
 }
 
@@ -77,6 +90,24 @@ fn check_exports(engine: &Engine, name: &str, component: &Component) -> Result<(
     Err(LoadError::MissingExport { name, exports })
 }
 
+fn check_imports(engine: &Engine, name: &str, component: &Component) -> Result<(), LoadError> {
+    let ungranted: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(import, _)| import)
+        .filter(|import| !is_granted(import))
+        .map(str::to_owned)
+        .collect();
+    if ungranted.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Ungranted { name: name.to_owned(), imports: ungranted.join(", ") })
+}
+
+fn is_granted(import: &str) -> bool {
+    GRANTED_IMPORTS.iter().any(|prefix| import.starts_with(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +118,16 @@ mod tests {
         assert!(matches!(check_header("x", b"hello world"), Err(LoadError::NotWasm { .. })));
         assert!(matches!(check_header("x", b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule { .. })));
         assert!(check_header("x", b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn files_sockets_and_http_are_not_granted() {
+        for granted in ["skippr:connector/logging@0.1.0", "wasi:io/streams@0.2.6", "wasi:random/random@0.2.9"] {
+            assert!(is_granted(granted), "{granted}");
+        }
+        for refused in ["wasi:filesystem/preopens@0.2.6", "wasi:sockets/tcp@0.2.6", "wasi:http/outgoing-handler@0.2.0"]
+        {
+            assert!(!is_granted(refused), "{refused}");
+        }
     }
 }

@@ -175,6 +175,8 @@ pub enum Outbound {
 pub struct Output {
     pub batches: Vec<Batch>,
     pub rejections: Vec<Rejection>,
+    /// Frames shaped into no record on purpose.
+    pub dropped: Vec<u64>,
     pub outbound: Vec<Outbound>,
 }
 

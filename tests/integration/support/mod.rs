@@ -5,6 +5,7 @@ pub mod proxy;
 pub mod python;
 pub mod server;
 pub mod tls;
+pub mod toolchains;
 
 use std::path::PathBuf;
 

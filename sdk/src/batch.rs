@@ -1,19 +1,6 @@
 //! Groups encoded records into batches closed by count, size or age.
 
-/// When a batch closes: whichever bound is reached first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_records: u32,
-    pub max_bytes: u32,
-    pub max_age_ms: u64,
-}
-
-impl Default for Limits {
-    /// Bounds that suit a destination writing in bulk.
-    fn default() -> Self {
-        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
-    }
-}
+use crate::frame::Limits;
 
 /// A closed batch: records as JSON Lines plus where each record ends and came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

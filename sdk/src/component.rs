@@ -1,30 +1,22 @@
-//! The WIT glue: converts between the generated types and the plain modules.
+//! The WIT glue: generated bindings, and conversions between their types and the SDK's.
 
 use std::cell::RefCell;
 
-use crate::batch::{Batch, Limits};
-use crate::shape::{Format, Frame, FrameKind};
-use crate::{options, shaper};
+use crate::{Format, Frame, FrameKind, Limits, Mode, Outbound, Output, Shaper, Source, Transform};
 
-wit_bindgen::generate!({ path: "../wit", world: "transform" });
+wit_bindgen::generate!({ path: "../wit", world: "transform", pub_export_macro: true });
 
-use exports::skippr::connector::shaper::{Guest, GuestShaper, Shaper as ShaperHandle};
+use exports::skippr::connector::shaper::{GuestShaper, Shaper as ShaperHandle};
 use skippr::connector::types as wit;
 
-struct Component;
+/// The exported resource: one per source. wit-bindgen resources are used through `&self`,
+/// hence the cell.
+pub struct Resource<T>(RefCell<Shaper<T>>);
 
-impl Guest for Component {
-    type Shaper = ShaperResource;
-}
-
-/// wit-bindgen resources are used through `&self`, hence the cell.
-struct ShaperResource(RefCell<shaper::Shaper>);
-
-impl GuestShaper for ShaperResource {
+impl<T: Transform> GuestShaper for Resource<T> {
     fn init(source: wit::SourceInfo, options: String) -> Result<ShaperHandle, String> {
-        let options = options::Options::parse(&options)?;
-        let shaper = shaper::Shaper::new(&source_of(source), &options);
-        Ok(ShaperHandle::new(ShaperResource(RefCell::new(shaper))))
+        let shaper = Shaper::<T>::init(&source_of(source), &options)?;
+        Ok(ShaperHandle::new(Self(RefCell::new(shaper))))
     }
 
     fn push(&self, frames: wit::Frames, now_ms: u64) -> wit::Output {
@@ -40,8 +32,7 @@ impl GuestShaper for ShaperResource {
     }
 
     fn on_connect(&self, connection_id: u64) -> Vec<wit::Outbound> {
-        self.0.borrow_mut().on_connect(connection_id);
-        Vec::new()
+        self.0.borrow_mut().on_connect(connection_id).into_iter().map(outbound_of).collect()
     }
 
     fn flush(&self) -> wit::Output {
@@ -50,8 +41,6 @@ impl GuestShaper for ShaperResource {
         output_of(shaper.namespace(), output)
     }
 }
-
-export!(Component);
 
 /// Borrows each frame out of the packed list. Inconsistent lists are a host bug: trap.
 fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
@@ -75,11 +64,15 @@ fn unpack(frames: &wit::Frames) -> impl Iterator<Item = Frame<'_>> {
     })
 }
 
-fn source_of(source: wit::SourceInfo) -> shaper::Source {
-    shaper::Source {
+fn source_of(source: wit::SourceInfo) -> Source {
+    Source {
         url: source.url,
         host: source.host,
         namespace: source.namespace,
+        mode: match source.mode {
+            wit::Mode::Stream => Mode::Stream,
+            wit::Mode::Batch => Mode::Batch,
+        },
         connection_id: source.connection_id,
         format: match source.format {
             wit::FrameFormat::Json => Format::Json,
@@ -94,20 +87,31 @@ fn source_of(source: wit::SourceInfo) -> shaper::Source {
     }
 }
 
-fn output_of(namespace: &str, output: shaper::Output) -> wit::Output {
-    let batch_of = |batch: Batch| wit::Batch {
-        namespace: namespace.to_owned(),
-        lines: batch.lines,
-        record_ends: batch.record_ends,
-        record_sequences: batch.record_sequences,
-    };
+fn outbound_of(message: Outbound) -> wit::Outbound {
+    match message {
+        Outbound::Text(text) => wit::Outbound::Text(text),
+        Outbound::Binary(bytes) => wit::Outbound::Binary(bytes),
+    }
+}
+
+fn output_of(namespace: &str, output: Output) -> wit::Output {
     wit::Output {
-        batches: output.batches.into_iter().map(batch_of).collect(),
+        batches: output
+            .batches
+            .into_iter()
+            .map(|batch| wit::Batch {
+                namespace: namespace.to_owned(),
+                lines: batch.lines,
+                record_ends: batch.record_ends,
+                record_sequences: batch.record_sequences,
+            })
+            .collect(),
         rejections: output
             .rejections
             .into_iter()
-            .map(|r| wit::Rejection { sequence: r.sequence, reason: r.reason })
+            .map(|rejection| wit::Rejection { sequence: rejection.sequence, reason: rejection.reason })
             .collect(),
+        dropped: output.dropped,
         outbound: Vec::new(),
     }
 }
