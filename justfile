@@ -20,10 +20,22 @@ check FILE="":
 test:
     cargo test --workspace
 
+# Build the Python and JavaScript example transforms (componentize-py and npm).
+[group('build')]
+examples:
+    cd examples/transforms/python-enrich && componentize-py -d ../../../wit -w transform componentize --stub-wasi -p . -p ../../../sdk/python skippr_sdk -o enrich.wasm
+    cd examples/transforms/js-symbols && npm install --no-audit --no-fund && npm run build
+
+# Scaffold a transform project: `just new trades-tap python`.
+[group('build')]
+new NAME LANG="rust":
+    cargo run -p skippr -- transform new {{NAME}} --lang {{LANG}}
+
 # The benchmarks: skippr end to end against a raw baseline (table + bench/results/latest.json),
-# then the sandbox boundary against native shaping, and what a tenant costs.
+# with each example transform, then the sandbox boundary against native shaping, and what a
+# tenant costs.
 [group('test')]
-bench:
+bench: examples
     cargo build --release -p skippr
     cargo run --release -p skippr-bench
     cargo bench -p skippr --bench boundary --bench tenants
@@ -37,7 +49,7 @@ fmt:
 [group('dev')]
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p skippr-guest -p skippr-fixture-hostile -p skippr-fixture-wrong-version -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p skippr-sdk -p skippr-guest -p skippr-example-filter -p skippr-example-normalize-trades -p skippr-fixture-hostile -p skippr-fixture-wrong-version -p skippr-fixture-escape -- -D warnings
 
 # What CI runs on a fresh machine.
 [group('dev')]

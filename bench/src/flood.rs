@@ -18,6 +18,8 @@ pub enum Shape {
     Json2k,
     /// 64 bytes of binary.
     Binary64,
+    /// An exchange `market_trades` message: one trade nested in events, ~250 bytes.
+    MarketTrade,
 }
 
 impl Shape {
@@ -26,6 +28,7 @@ impl Shape {
             Self::Trade => "json-trade-200B",
             Self::Json2k => "json-2KB",
             Self::Binary64 => "binary-64B",
+            Self::MarketTrade => "market-trades-250B",
         }
     }
 
@@ -42,6 +45,11 @@ impl Shape {
                 let levels: Vec<String> = (0..40).map(|i| format!(r#"["64{i:03}.5","0.{i:04}"]"#)).collect();
                 Message::text(format!(r#"{{"type":"book","seq":{n},"t":{t},"bids":[{}]}}"#, levels.join(",")))
             }
+            Self::MarketTrade => Message::text(format!(
+                r#"{{"channel":"market_trades","t":{t},"events":[{{"type":"update","trades":[{{"trade_id":"{n}","product_id":"BTC-USD","price":"64012.{:02}","size":"0.{:04}","side":"BUY","time":"2026-12-03T12:00:00.000Z"}}]}}]}}"#,
+                n % 100,
+                n % 10_000 + 1,
+            )),
             Self::Binary64 => {
                 let mut bytes = vec![0u8; 64];
                 bytes[..8].copy_from_slice(&n.to_le_bytes());

@@ -17,6 +17,8 @@ use flood::{Flood, Sent, Shape};
 
 /// Messages per throughput scenario: enough for a few seconds at full speed.
 const MESSAGES: u64 = 400_000;
+/// Messages through the Python and JavaScript examples, which take ~40-60 µs each.
+const SLOW_MESSAGES: u64 = 40_000;
 /// Seconds of traffic per latency scenario.
 const LATENCY_SECONDS: u64 = 3;
 
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             rows.push(row);
         }
     }
+    rows.extend(example_transforms(&tokio, &dir, epoch)?);
     for rate in [1_000, 10_000] {
         rows.extend(latency_pair(&tokio, &dir, rate, epoch)?);
     }
@@ -63,9 +66,48 @@ fn main() -> anyhow::Result<()> {
 }
 
 #[derive(Clone, Copy)]
-enum Target {
+enum Target<'a> {
     Baseline,
     Skippr { wss: bool },
+    Example { name: &'a str, transform: &'a skippr::Transform<'a> },
+}
+
+/// The transforms of examples/transforms, each on the feed it is written for, against the
+/// baseline reading that same feed. The Python and JavaScript ones need `just examples`.
+fn example_transforms(tokio: &tokio::runtime::Runtime, dir: &Path, epoch: Instant) -> anyhow::Result<Vec<Row>> {
+    let components = skippr::binary()?.with_file_name("../wasm-components/wasm32-wasip2/release");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/transforms");
+    let cases = [
+        ("filter (Rust)", components.join("skippr_example_filter.wasm"), "{}", Shape::Trade, MESSAGES),
+        (
+            "normalize-trades (Rust)",
+            components.join("skippr_example_normalize_trades.wasm"),
+            "{}",
+            Shape::MarketTrade,
+            MESSAGES,
+        ),
+        ("python-enrich", examples.join("python-enrich/enrich.wasm"), "{}", Shape::Trade, SLOW_MESSAGES),
+        (
+            "js-symbols",
+            examples.join("js-symbols/symbols.wasm"),
+            r#"{symbols: [BTC-USD]}"#,
+            Shape::Trade,
+            SLOW_MESSAGES,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, path, options, shape, count) in cases {
+        if !path.exists() {
+            eprintln!("skipping the {name} example: {} is missing (run `just examples`)", path.display());
+            continue;
+        }
+        let base = throughput(tokio, dir, shape, count, epoch, Target::Baseline)?;
+        let transform = skippr::Transform { path: &path, options };
+        let mut row = throughput(tokio, dir, shape, count, epoch, Target::Example { name, transform: &transform })?;
+        row.ratio = Some(base.seconds / row.seconds);
+        rows.extend([base, row]);
+    }
+    Ok(rows)
 }
 
 fn throughput(
@@ -74,7 +116,7 @@ fn throughput(
     shape: Shape,
     count: u64,
     epoch: Instant,
-    target: Target,
+    target: Target<'_>,
 ) -> anyhow::Result<Row> {
     let tls = matches!(target, Target::Skippr { wss: true }).then(|| tls_acceptor(dir)).transpose()?;
     let (url, sent) = tokio.block_on(Flood { shape, count, rate: None, tls }.start(epoch))?;
@@ -85,11 +127,19 @@ fn throughput(
             (format!("baseline raw client, {}", shape.name()), read.finished, read.cpu, None)
         }
         Target::Skippr { wss } => {
-            let run = skippr::run_batch(dir, &url, if wss { "  tls: {ca_file: ca.pem}\n" } else { "" })?;
+            let run = skippr::run_batch(dir, &url, if wss { "  tls: {ca_file: ca.pem}\n" } else { "" }, None)?;
             let lines = count_lines(&dir.join("out.jsonl"))? + count_lines(&dir.join("dead.jsonl")).unwrap_or(0);
             anyhow::ensure!(lines == count, "skippr wrote {lines} of {count}");
             let name = format!("skippr run batch, {}, {}", if wss { "wss" } else { "ws" }, shape.name());
             (name, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
+        }
+        Target::Example { name, transform } => {
+            let run = skippr::run_batch(dir, &url, "", Some(transform))?;
+            // Every example keeps every message of its feed: one record each, no dead letter.
+            let records = count_lines(&dir.join("out.jsonl"))?;
+            anyhow::ensure!(records == count, "the {name} example wrote {records} records of {count}");
+            let scenario = format!("skippr + {name}, {}", shape.name());
+            (scenario, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
     };
     let sent: Sent = tokio.block_on(sent)??;

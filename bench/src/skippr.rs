@@ -25,14 +25,25 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// A transform component to run instead of the default shaper, with its options (JSON).
+pub struct Transform<'a> {
+    pub path: &'a Path,
+    pub options: &'a str,
+}
+
 /// Batch mode into a JSON Lines file; ends when the flood server closes.
-pub fn run_batch(dir: &Path, url: &str, source_extra: &str) -> anyhow::Result<Run> {
+pub fn run_batch(dir: &Path, url: &str, source_extra: &str, transform: Option<&Transform<'_>>) -> anyhow::Result<Run> {
+    let transform = transform.map_or(String::new(), |transform| {
+        format!("transform: {{path: '{}', options: {}}}\n", transform.path.display(), transform.options)
+    });
     let config = format!(
         "source:\n  kind: websocket\n  url: '{url}'\n  mode: batch\n  idle_timeout_seconds: 5\n{source_extra}\
-         destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n"
+         {transform}destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n"
     );
     std::fs::write(dir.join("skippr.yaml"), config)?;
-    let _ = std::fs::remove_file(dir.join("out.jsonl"));
+    for stale in ["out.jsonl", "dead.jsonl"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
     let child =
         Command::new(binary()?).arg("run").current_dir(dir).env("SKIPPR_LOG", "warn").stdin(Stdio::null()).spawn()?;
     let (code, cpu, peak_rss_kib) = wait_child(child.id())?;

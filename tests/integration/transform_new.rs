@@ -32,7 +32,7 @@ fn assert_demo_flows(done: &Finished) {
 async fn scaffold(dir: &Workdir, name: &str, lang: &str) -> std::path::PathBuf {
     let done = run(&dir.path, &["transform", "new", name, "--lang", lang], LIMIT).await;
     assert_eq!(done.code, Some(0), "{}", done.all_output());
-    assert!(done.stdout.contains(&format!("skippr demo --transform")), "{}", done.stdout);
+    assert!(done.stdout.contains("skippr demo --transform"), "{}", done.stdout);
     let project = dir.path.join(name);
     assert!(project.join("wit/world.wit").exists() && project.join("README.md").exists());
     project
