@@ -77,32 +77,35 @@ enum Target<'a> {
 fn example_transforms(tokio: &tokio::runtime::Runtime, dir: &Path, epoch: Instant) -> anyhow::Result<Vec<Row>> {
     let components = skippr::binary()?.with_file_name("../wasm-components/wasm32-wasip2/release");
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/transforms");
+    // Memory caps as in each example's skippr.yaml: CPython needs more than the default.
     let cases = [
-        ("filter (Rust)", components.join("skippr_example_filter.wasm"), "{}", Shape::Trade, MESSAGES),
+        ("filter (Rust)", components.join("skippr_example_filter.wasm"), "{}", 64, Shape::Trade, MESSAGES),
         (
             "normalize-trades (Rust)",
             components.join("skippr_example_normalize_trades.wasm"),
             "{}",
+            64,
             Shape::MarketTrade,
             MESSAGES,
         ),
-        ("python-enrich", examples.join("python-enrich/enrich.wasm"), "{}", Shape::Trade, SLOW_MESSAGES),
+        ("python-enrich", examples.join("python-enrich/enrich.wasm"), "{}", 128, Shape::Trade, SLOW_MESSAGES),
         (
             "js-symbols",
             examples.join("js-symbols/symbols.wasm"),
-            r#"{symbols: [BTC-USD]}"#,
+            "{symbols: [BTC-USD]}",
+            64,
             Shape::Trade,
             SLOW_MESSAGES,
         ),
     ];
     let mut rows = Vec::new();
-    for (name, path, options, shape, count) in cases {
+    for (name, path, options, memory_mb, shape, count) in cases {
         if !path.exists() {
             eprintln!("skipping the {name} example: {} is missing (run `just examples`)", path.display());
             continue;
         }
         let base = throughput(tokio, dir, shape, count, epoch, Target::Baseline)?;
-        let transform = skippr::Transform { path: &path, options };
+        let transform = skippr::Transform { path: &path, options, memory_mb };
         let mut row = throughput(tokio, dir, shape, count, epoch, Target::Example { name, transform: &transform })?;
         row.ratio = Some(base.seconds / row.seconds);
         rows.extend([base, row]);

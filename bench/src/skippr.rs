@@ -25,16 +25,19 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// A transform component to run instead of the default shaper, with its options (JSON).
+/// A transform component to run instead of the default shaper, with its options and its
+/// memory cap.
 pub struct Transform<'a> {
     pub path: &'a Path,
     pub options: &'a str,
+    pub memory_mb: u32,
 }
 
 /// Batch mode into a JSON Lines file; ends when the flood server closes.
 pub fn run_batch(dir: &Path, url: &str, source_extra: &str, transform: Option<&Transform<'_>>) -> anyhow::Result<Run> {
     let transform = transform.map_or(String::new(), |transform| {
-        format!("transform: {{path: '{}', options: {}}}\n", transform.path.display(), transform.options)
+        let Transform { path, options, memory_mb } = transform;
+        format!("transform: {{path: '{}', options: {options}}}\nlimits: {{memory_mb: {memory_mb}}}\n", path.display())
     });
     let config = format!(
         "source:\n  kind: websocket\n  url: '{url}'\n  mode: batch\n  idle_timeout_seconds: 5\n{source_extra}\

@@ -61,15 +61,9 @@ mod tests {
     }
 
     #[test]
-    fn json_frame_keeps_its_value_and_carries_metadata() {
-        let record = shape(Format::Json, FrameKind::Text, br#"{"price": 1.5, "sym":"BTC"}"#).unwrap();
-        assert_eq!(record["namespace"], "websocket.example.com");
-        assert_eq!(record["value"], serde_json::json!({"price": 1.5, "sym": "BTC"}));
-        assert_eq!(
-            record["meta"],
-            serde_json::json!({"url": "wss://example.com/v1", "connection_id": 3, "sequence": 7,
-                "received_at_ms": 1_700_000_000_123u64, "kind": "text"})
-        );
+    fn json_frames_keep_their_value() {
+        let record = shape(Format::Json, FrameKind::Text, br#"{"price": 1.5}"#).unwrap();
+        assert_eq!((&record["value"]["price"], &record["meta"]["kind"]), (&serde_json::json!(1.5), &"text".into()));
     }
 
     #[test]

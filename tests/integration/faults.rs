@@ -149,3 +149,25 @@ async fn secrets_never_show_even_with_trace_logging() {
         assert!(!everything.contains(secret), "{secret} leaked:\n{everything}");
     }
 }
+
+/// A guest that keeps more memory at every call (as JavaScript guests do, collecting no
+/// garbage between calls) is replaced by a fresh instance at a batch boundary before it
+/// reaches its cap: every frame is delivered exactly once, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transform_that_never_frees_memory_is_recycled_without_losing_a_frame() {
+    let mut steps = vec![Step::Pace(Duration::from_millis(10))];
+    steps.extend((0..60).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))));
+    steps.push(Step::Close);
+    let feed = server::start(vec![Script::new(steps)], Handshake::default()).await;
+    let dir = Workdir::new("recycle");
+    let hostile = fixture("skippr_fixture_hostile");
+    let extra = format!("transform: {{path: '{}', options: leak}}\nlimits: {{memory_mb: 12}}\n", hostile.display());
+    dir.write("skippr.yaml", &format!("{}{extra}", batch_config(&feed.url, "")));
+    let done = finish(command(&dir.path, &["run"]).spawn().unwrap(), LIMIT).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    let echoed: Vec<u64> =
+        dir.json_lines("out/records.jsonl").iter().map(|record| record["echo"].as_u64().unwrap()).collect();
+    assert_eq!(echoed, (0..60).collect::<Vec<_>>());
+    assert!(done.stderr.matches("recycled near its memory cap").count() >= 2, "{}", done.stderr);
+    assert!(!done.stderr.contains("lost"), "{}", done.stderr);
+}

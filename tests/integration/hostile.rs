@@ -3,7 +3,7 @@
 
 use skippr::runtime::{CallError, Failure, InstanceLimits, LoadError, Runtime, ShaperInstance};
 
-use crate::support::{default_instance, fixture, json_frames, round_trip, source};
+use crate::support::{default_instance, fixture, json_frames, round_trip, runtime, source};
 
 fn hostile(runtime: &Runtime, behaviour: &str, limits: InstanceLimits) -> ShaperInstance {
     let transform = runtime.load_file(&fixture("skippr_fixture_hostile")).unwrap();
@@ -12,7 +12,7 @@ fn hostile(runtime: &Runtime, behaviour: &str, limits: InstanceLimits) -> Shaper
 
 /// Pushes into a hostile instance and checks a healthy neighbour before and after.
 fn push_beside_a_healthy_instance(behaviour: &str, limits: InstanceLimits) -> CallError {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut healthy = default_instance(&runtime, "healthy");
     assert_eq!(round_trip(&mut healthy, &json_frames(0, 3)), [0, 1, 2]);
     let mut bad = hostile(&runtime, behaviour, limits);
@@ -43,7 +43,7 @@ fn a_looping_guest_runs_out_of_cpu_budget() {
 /// The same budget is enough for the default shaper on a full list: the limit is obeyed.
 #[test]
 fn the_default_shaper_fits_a_small_cpu_budget() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let transform = runtime.default_transform().unwrap();
     let mut instance = transform.instantiate("fits", &source(), "{}", limits(64 << 20, 50, 32 << 20)).unwrap();
     assert_eq!(round_trip(&mut instance, &json_frames(0, 1024)).len(), 1024);
@@ -65,7 +65,7 @@ fn an_allocating_guest_hits_its_memory_cap() {
 /// The default shaper works under the same 16 MiB cap: the limit is obeyed.
 #[test]
 fn the_default_shaper_fits_a_small_memory_cap() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let transform = runtime.default_transform().unwrap();
     let mut instance = transform.instantiate("fits", &source(), "{}", limits(16 << 20, 500, 32 << 20)).unwrap();
     assert_eq!(round_trip(&mut instance, &json_frames(0, 1024)).len(), 1024);
@@ -110,7 +110,7 @@ fn a_guest_returning_malformed_batches_is_refused() {
 /// A component built for another version of the WIT package is refused at load.
 #[test]
 fn a_component_of_another_wit_version_is_refused_at_load() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let err = runtime.load_file(&fixture("skippr_fixture_wrong_version")).err().expect("refused");
     assert!(matches!(&err, LoadError::WrongVersion { found, .. } if found == "1.0.0"), "{err}");
     let message = err.to_string();
@@ -123,7 +123,7 @@ fn a_component_of_another_wit_version_is_refused_at_load() {
 /// Empty files, junk, and core modules are each refused with their own reason.
 #[test]
 fn what_is_not_a_component_is_refused_with_the_reason() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let cases: [(&[u8], &str); 4] = [
         (b"", "is empty (0 bytes)"),
         (b"GIF89a junk", "is not WebAssembly"),
@@ -141,7 +141,7 @@ fn what_is_not_a_component_is_refused_with_the_reason() {
 /// A hostile component refuses options it does not know, like any other.
 #[test]
 fn init_errors_come_back_as_refused_options() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let transform = runtime.load_file(&fixture("skippr_fixture_hostile")).unwrap();
     let err = transform.instantiate("x", &source(), "\"dance\"", InstanceLimits::default()).unwrap_err();
     assert!(matches!(&err.failure, Failure::OptionsRefused(reason) if reason.contains("dance")), "{err}");

@@ -1,13 +1,13 @@
 //! The embedded default shaper through the real wasmtime runtime.
 
-use skippr::runtime::{FrameKind, FrameList, InstanceLimits, Runtime, SourceInfo};
+use skippr::runtime::{DiskCache, FrameKind, FrameList, InstanceLimits, Runtime, SourceInfo};
 
-use crate::support::{default_instance, json_frames, round_trip, source};
+use crate::support::{default_instance, json_frames, round_trip, runtime, source};
 
 /// Frames pushed in a list come back as JSON Lines records, in order, with metadata.
 #[test]
 fn embedded_shaper_round_trips_frames_to_batches() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut instance = default_instance(&runtime, "round-trip");
     instance.on_connect(4).unwrap();
     let frames = json_frames(10, 5);
@@ -29,7 +29,7 @@ fn embedded_shaper_round_trips_frames_to_batches() {
 /// Invalid JSON comes back as a rejection with the parse error, the rest as records.
 #[test]
 fn embedded_shaper_rejects_invalid_json_with_the_reason() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut instance = default_instance(&runtime, "rejects");
     let mut frames = FrameList::default();
     frames.push(0, FrameKind::Text, b"{\"ok\":true}", 1);
@@ -45,7 +45,7 @@ fn embedded_shaper_rejects_invalid_json_with_the_reason() {
 /// Batches close at max_records inside one push, and by age on tick.
 #[test]
 fn embedded_shaper_batches_by_count_and_by_age() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut source = source();
     source.limits.max_records = 3;
     source.limits.max_age_ms = 100;
@@ -61,7 +61,7 @@ fn embedded_shaper_batches_by_count_and_by_age() {
 /// The transform's options reach init; bad ones are refused with the option named.
 #[test]
 fn bad_transform_options_are_refused_at_init() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let transform = runtime.default_transform().unwrap();
     let err = transform
         .instantiate("options", &source(), r#"{"include_metadata":1}"#, InstanceLimits::default())
@@ -79,7 +79,7 @@ fn bad_transform_options_are_refused_at_init() {
 /// A large list crosses in one call and every frame comes back.
 #[test]
 fn a_thousand_frames_cross_in_one_push() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let mut instance = default_instance(&runtime, "bulk");
     let sequences = round_trip(&mut instance, &json_frames(0, 1024));
     assert_eq!(sequences, (0..1024).collect::<Vec<u64>>());
@@ -88,7 +88,7 @@ fn a_thousand_frames_cross_in_one_push() {
 /// Many instances of one compiled transform are independent.
 #[test]
 fn instances_of_one_transform_do_not_share_state() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     let transform = runtime.default_transform().unwrap();
     let mut first = transform.instantiate("a", &source(), "{}", InstanceLimits::default()).unwrap();
     let other = SourceInfo { host: String::new(), url: "ws:///x".into(), ..source() };
@@ -106,7 +106,7 @@ fn instances_of_one_transform_do_not_share_state() {
 /// are compiled on their own.
 #[test]
 fn identical_components_are_compiled_once() {
-    let runtime = Runtime::new().unwrap();
+    let runtime = runtime();
     for _ in 0..5 {
         runtime.default_transform().unwrap();
     }
@@ -115,4 +115,30 @@ fn identical_components_are_compiled_once() {
     runtime.load_file(&hostile).unwrap();
     runtime.load_file(&hostile).unwrap();
     assert_eq!(runtime.compilations(), 2);
+}
+
+/// A second process (here: a second runtime) loads the compiled component from the disk
+/// cache instead of compiling it; a corrupt cache file only costs a compile.
+#[test]
+fn the_disk_cache_saves_the_compile_and_survives_corruption() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("disk-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let with_cache = || Runtime::with_disk_cache(Some(DiskCache::at(dir.clone()))).unwrap();
+    let first = with_cache();
+    first.default_transform().unwrap();
+    assert_eq!(first.compilations(), 1);
+    let cached: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+
+    let second = with_cache();
+    let transform = second.default_transform().unwrap();
+    assert_eq!(second.compilations(), 0, "loaded from disk");
+    let mut instance = transform.instantiate("cached", &source(), "{}", InstanceLimits::default()).unwrap();
+    assert_eq!(round_trip(&mut instance, &json_frames(0, 3)), [0, 1, 2]);
+
+    std::fs::write(&cached[0], b"not a compiled component").unwrap();
+    let third = with_cache();
+    third.default_transform().unwrap();
+    assert_eq!(third.compilations(), 1, "the corrupt file was ignored and replaced");
+    assert!(std::fs::read(&cached[0]).unwrap().len() > 1000);
 }

@@ -20,6 +20,8 @@ pub struct Counters {
     pub connected: AtomicU64,
     pub transform_swaps: AtomicU64,
     pub transform_restarts: AtomicU64,
+    /// Instances replaced near their memory cap.
+    pub transform_recycles: AtomicU64,
     /// Frames that were inside a transform instance when it failed.
     pub frames_lost: AtomicU64,
     pub guest_busy_micros: AtomicU64,

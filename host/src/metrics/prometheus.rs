@@ -10,7 +10,7 @@ use super::Counters;
 /// A metric: name, type, help, and which counter it reads.
 type Metric = (&'static str, &'static str, &'static str, fn(&Counters) -> &AtomicU64);
 
-const METRICS: [Metric; 14] = [
+const METRICS: [Metric; 15] = [
     ("skippr_frames_received_total", "counter", "Frames received from the WebSocket server.", |c| &c.frames_received),
     ("skippr_bytes_received_total", "counter", "Payload bytes received.", |c| &c.bytes_received),
     ("skippr_records_delivered_total", "counter", "Records written to the destination.", |c| &c.records_delivered),
@@ -22,6 +22,9 @@ const METRICS: [Metric; 14] = [
     ("skippr_transform_swaps_total", "counter", "Transforms swapped in while running.", |c| &c.transform_swaps),
     ("skippr_transform_restarts_total", "counter", "Transform instances restarted after a failure.", |c| {
         &c.transform_restarts
+    }),
+    ("skippr_transform_recycles_total", "counter", "Transform instances replaced near their memory cap.", |c| {
+        &c.transform_recycles
     }),
     ("skippr_frames_dropped_total", "counter", "Frames the transform shaped into no record on purpose.", |c| {
         &c.frames_dropped

@@ -32,6 +32,11 @@ impl Recipe {
         }
     }
 
+    /// The memory cap of every instance.
+    pub fn memory_bytes(&self) -> usize {
+        self.limits.memory_bytes
+    }
+
     /// A fresh, initialised instance whose frames come from `connection_id`.
     pub fn instantiate(&self, transform: &Transform, connection_id: u64) -> Result<ShaperInstance, CallError> {
         let source = SourceInfo { connection_id, ..self.source.clone() };

@@ -29,6 +29,11 @@ pub type ShaperFailure = (CallError, u64);
 
 /// After this many failures in a row (no successful push between), restarting stops.
 const MAX_RESTARTS_IN_A_ROW: u32 = 3;
+/// An instance whose linear memory reached this share of its cap (in percent) is replaced
+/// by a fresh one at the next batch boundary: linear memory never shrinks, and some guests
+/// (JavaScript under componentize-js) collect no garbage between calls, so they would
+/// otherwise hit the cap mid-call and lose frames.
+const RECYCLE_AT_PERCENT: usize = 75;
 
 pub struct ShaperLoop {
     pub instance: ShaperInstance,
@@ -188,6 +193,27 @@ impl Running {
         Counters::add(&self.shaper.counters.frames_dropped, output.dropped.len() as u64);
         self.deliver(Output { rejections: Vec::new(), dropped: Vec::new(), ..output });
         self.pending.frames.clear();
+        self.recycle_if_swollen()
+    }
+
+    /// Replaces an instance close to its memory cap with a fresh one of the same transform.
+    fn recycle_if_swollen(&mut self) -> Result<(), ShaperFailure> {
+        let (used, cap) = (self.shaper.instance.memory_bytes(), self.shaper.recipe.memory_bytes());
+        if used * 100 < cap * RECYCLE_AT_PERCENT {
+            return Ok(());
+        }
+        match self.shaper.recipe.instantiate(&self.shaper.transform, self.pending.connection_id) {
+            Ok(instance) => {
+                self.switch_at_batch_boundary(instance)?;
+                tracing::info!(
+                    memory_bytes = used,
+                    cap_bytes = cap,
+                    "Transform instance recycled near its memory cap."
+                );
+                Counters::add(&self.shaper.counters.transform_recycles, 1);
+            }
+            Err(err) => tracing::warn!(error = %err, "Cannot recycle the transform instance; the running one stays."),
+        }
         Ok(())
     }
 
@@ -219,11 +245,17 @@ impl Running {
                 return Ok(());
             }
         };
-        self.call(ShaperInstance::flush)?;
-        self.replace_instance(instance);
+        self.switch_at_batch_boundary(instance)?;
         tracing::info!(transform = transform.name(), "Transform swapped at a batch boundary.");
         self.shaper.transform = transform;
         Counters::add(&self.shaper.counters.transform_swaps, 1);
+        Ok(())
+    }
+
+    /// Flushes the running instance, delivering its records, then puts `instance` in its place.
+    fn switch_at_batch_boundary(&mut self, instance: ShaperInstance) -> Result<(), ShaperFailure> {
+        self.call(ShaperInstance::flush)?;
+        self.replace_instance(instance);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine};
 
 use super::bindings::{Bindings, BindingsPre};
+use super::disk_cache::DiskCache;
 use super::instance::{CallError, ShaperInstance};
 use super::limits::InstanceLimits;
 use super::load::{self, LoadError};
@@ -40,10 +41,16 @@ struct RuntimeInner {
     cache: Mutex<HashMap<u64, CacheEntry>>,
     hasher: RandomState,
     compilations: AtomicU64,
+    disk_cache: Option<DiskCache>,
 }
 
 impl Runtime {
+    /// A runtime whose compiled components are also kept on disk (see [`DiskCache::from_env`]).
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_disk_cache(DiskCache::from_env())
+    }
+
+    pub fn with_disk_cache(disk_cache: Option<DiskCache>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         // Epochs bound CPU per call at 0-15% cost, where fuel costs 25-40%.
         config.epoch_interruption(true);
@@ -60,11 +67,12 @@ impl Runtime {
             cache: Mutex::default(),
             hasher: RandomState::new(),
             compilations: AtomicU64::new(0),
+            disk_cache,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// How many components this runtime has compiled (cache hits do not count).
+    /// How many components this runtime has compiled (hits in either cache do not count).
     pub fn compilations(&self) -> u64 {
         self.inner.compilations.load(Ordering::Relaxed)
     }
@@ -96,8 +104,23 @@ impl Runtime {
     }
 
     fn compile(&self, name: &str, bytes: &[u8]) -> Result<Compiled, LoadError> {
-        let component = load::compile(&self.inner.engine, name, bytes)?;
-        self.inner.compilations.fetch_add(1, Ordering::Relaxed);
+        load::check_header(name, bytes)?;
+        let engine = &self.inner.engine;
+        let cache = self.inner.disk_cache.as_ref();
+        let component = match cache.and_then(|cache| cache.load(engine, bytes)) {
+            Some(component) => {
+                load::check_world(engine, name, &component)?;
+                component
+            }
+            None => {
+                let component = load::compile(engine, name, bytes)?;
+                self.inner.compilations.fetch_add(1, Ordering::Relaxed);
+                if let Some(cache) = cache {
+                    cache.store(engine, bytes, &component);
+                }
+                component
+            }
+        };
         let link_error = |err: wasmtime::Error| LoadError::Link { name: name.to_owned(), reason: format!("{err:#}") };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = BindingsPre::new(pre).map_err(link_error)?;

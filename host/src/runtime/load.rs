@@ -68,12 +68,16 @@ pub(super) fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 pub(super) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, LoadError> {
-    check_header(name, bytes)?;
     let component = Component::new(engine, bytes)
         .map_err(|err| LoadError::Invalid { name: name.to_owned(), reason: format!("{err:#}") })?;
-    check_exports(engine, name, &component)?;
-    check_imports(engine, name, &component)?;
+    check_world(engine, name, &component)?;
     Ok(component)
+}
+
+/// What the component exports and imports, against this host's world and grants.
+pub(super) fn check_world(engine: &Engine, name: &str, component: &Component) -> Result<(), LoadError> {
+    check_exports(engine, name, component)?;
+    check_imports(engine, name, component)
 }
 
 fn check_exports(engine: &Engine, name: &str, component: &Component) -> Result<(), LoadError> {

@@ -2,6 +2,7 @@
 //! live in their own store with a memory cap and a CPU budget per call.
 
 mod bindings;
+mod disk_cache;
 mod engine;
 mod instance;
 mod limits;
@@ -10,6 +11,7 @@ mod stderr;
 mod store;
 mod types;
 
+pub use disk_cache::{CACHE_DIR_ENV, DiskCache};
 pub use engine::{Runtime, Transform};
 pub use instance::{CallError, Failure, ShaperInstance};
 pub use limits::InstanceLimits;

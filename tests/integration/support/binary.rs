@@ -59,6 +59,8 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
         .env_remove("http_proxy")
         .env_remove("https_proxy")
         .env("SKIPPR_LOG", "info")
+        // Compiled components are cached for the test run, not in the user's home.
+        .env(skippr::runtime::CACHE_DIR_ENV, concat!(env!("CARGO_TARGET_TMPDIR"), "/component-cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -11,6 +11,11 @@ use std::path::PathBuf;
 
 use skippr::runtime::{FrameKind, FrameList, InstanceLimits, Runtime, ShaperInstance, SourceInfo};
 
+/// A runtime without the disk cache: what it compiles, it compiled itself.
+pub fn runtime() -> Runtime {
+    Runtime::with_disk_cache(None).unwrap()
+}
+
 /// A test fixture component built by the host's build script.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("SKIPPR_FIXTURES_DIR")).join(format!("{name}.wasm"))

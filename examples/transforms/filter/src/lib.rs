@@ -3,6 +3,7 @@
 //! as it is, and a frame that is not JSON is rejected with the parse error.
 
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use skippr_sdk::{Frame, Json, Records, Source, Transform};
 
 #[derive(Debug, Deserialize)]
@@ -45,13 +46,45 @@ impl Transform for Filter {
 }
 
 impl Filter {
-    /// The value of the configured field, when the frame is a JSON object that has it as a string.
+    /// The value of the configured field, when the frame is a JSON object that has it as a
+    /// string. One pass that builds nothing: other fields are skipped as they are read.
     fn kind_of(&self, text: &str) -> Option<String> {
-        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
-        match object.remove(&self.options.field)? {
-            serde_json::Value::String(kind) => Some(kind),
-            _ => None,
+        let mut json = serde_json::Deserializer::from_str(text);
+        TopLevelString(&self.options.field).deserialize(&mut json).ok().flatten()
+    }
+}
+
+/// Reads one top-level string field of a JSON object.
+struct TopLevelString<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for TopLevelString<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevelString<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'_, str>>()? {
+            if found.is_none() && key == self.0 {
+                found = match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(kind) => Some(kind),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
+        Ok(found)
     }
 }
 
