@@ -92,7 +92,7 @@ fn example_transforms(tokio: &tokio::runtime::Runtime, dir: &Path, epoch: Instan
         (
             "js-symbols",
             examples.join("js-symbols/symbols.wasm"),
-            "{symbols: [BTC-USD]}",
+            r#"{"symbols": ["BTC-USD"]}"#,
             64,
             Shape::Trade,
             SLOW_MESSAGES,
@@ -104,6 +104,7 @@ fn example_transforms(tokio: &tokio::runtime::Runtime, dir: &Path, epoch: Instan
             eprintln!("skipping the {name} example: {} is missing (run `just examples`)", path.display());
             continue;
         }
+        skippr::compile_into_disk_cache(&path, options)?;
         let base = throughput(tokio, dir, shape, count, epoch, Target::Baseline)?;
         let transform = skippr::Transform { path: &path, options, memory_mb };
         let mut row = throughput(tokio, dir, shape, count, epoch, Target::Example { name, transform: &transform })?;

@@ -33,6 +33,16 @@ pub struct Transform<'a> {
     pub memory_mb: u32,
 }
 
+/// Compiles a component into skippr's disk cache, as any first run on a machine does, so a
+/// measured run's CPU time and peak RSS are the pipeline's, not the compiler's.
+pub fn compile_into_disk_cache(component: &Path, options: &str) -> anyhow::Result<()> {
+    let mut check = Command::new(binary()?);
+    check.args(["transform", "check"]).arg(component).args(["--options", options]).stdout(Stdio::null());
+    let checked = check.status()?;
+    anyhow::ensure!(checked.success(), "skippr transform check {} failed", component.display());
+    Ok(())
+}
+
 /// Batch mode into a JSON Lines file; ends when the flood server closes.
 pub fn run_batch(dir: &Path, url: &str, source_extra: &str, transform: Option<&Transform<'_>>) -> anyhow::Result<Run> {
     let transform = transform.map_or(String::new(), |transform| {
