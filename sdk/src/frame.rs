@@ -9,6 +9,15 @@ pub enum FrameKind {
     Binary,
 }
 
+impl FrameKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Binary => "binary",
+        }
+    }
+}
+
 /// How the user asked text frames to be read (`source.format`); a transform may ignore it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -42,7 +51,7 @@ impl Default for Limits {
 }
 
 /// Where the frames come from, as the host describes the source.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Source {
     /// The WebSocket URL, credentials redacted.
     pub url: String,

@@ -3,68 +3,9 @@
 
 use super::bindings;
 
-/// How a WebSocket data frame was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    Text,
-    Binary,
-}
-
-impl FrameKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Binary => "binary",
-        }
-    }
-}
-
-/// How the default shaper reads text frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    #[default]
-    Json,
-    Text,
-    Raw,
-}
-
-/// How the source consumes the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    #[default]
-    Stream,
-    Batch,
-}
-
-/// When the shaper closes a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    pub max_records: u32,
-    pub max_bytes: u32,
-    pub max_age_ms: u64,
-}
-
-impl Default for BatchLimits {
-    /// Bounds that suit a destination writing in bulk.
-    fn default() -> Self {
-        Self { max_records: 1000, max_bytes: 1 << 20, max_age_ms: 1000 }
-    }
-}
-
-/// What a shaper is attached to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SourceInfo {
-    /// The URL with credentials redacted.
-    pub url: String,
-    /// The URL's host, empty when it has none.
-    pub host: String,
-    /// A configured namespace; `None` means `websocket.{host}`.
-    pub namespace: Option<String>,
-    pub mode: Mode,
-    pub connection_id: u64,
-    pub format: Format,
-    pub limits: BatchLimits,
-}
+// The vocabulary both sides of the boundary share comes from the SDK, so host and guest
+// cannot drift apart.
+pub use skippr_sdk::{Format, FrameKind, Limits as BatchLimits, Mode, Source as SourceInfo};
 
 /// Frames packed for one `push`: every payload in one buffer plus per-frame columns, so a
 /// whole list crosses into the guest in a handful of copies. It holds the generated type
