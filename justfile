@@ -40,6 +40,15 @@ bench: examples
     cargo run --release -p skippr-bench
     cargo bench -p skippr --bench boundary --bench tenants
 
+# Fuzz skippr.yaml parsing with ${VAR} interpolation, and the default shaper, SECONDS each
+# (cargo fuzz on nightly; crashes land in fuzz/artifacts/).
+[group('test')]
+fuzz SECONDS="300":
+    cargo install cargo-fuzz --locked --quiet
+    cargo build -p skippr
+    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run --sanitizer none config corpus/config -- -max_total_time={{SECONDS}}
+    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run shape corpus/shape -- -max_total_time={{SECONDS}}
+
 # Format the code.
 [group('dev')]
 fmt:
