@@ -46,8 +46,8 @@ bench: examples
 fuzz SECONDS="300":
     cargo install cargo-fuzz --locked --quiet
     cargo build -p skippr
-    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run --sanitizer none config corpus/config -- -max_total_time={{SECONDS}}
-    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run shape corpus/shape -- -max_total_time={{SECONDS}}
+    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run --sanitizer none config corpus/config seeds/config -- -max_total_time={{SECONDS}}
+    cd fuzz && SKIPPR_GUEST_WASM="${CARGO_TARGET_DIR:-$PWD/../target}/wasm-components/wasm32-wasip2/release/skippr_guest.wasm" cargo +nightly fuzz run shape corpus/shape seeds/shape -- -max_total_time={{SECONDS}}
 
 # Format the code.
 [group('dev')]
