@@ -39,30 +39,17 @@ impl Batcher {
         Self { limits, open: Batch::default(), opened_at_ms: 0 }
     }
 
-    /// Appends one record written by `write` straight into the open batch. If `write`
-    /// fails, nothing is kept and its error is returned. Batches that close are pushed
-    /// to `closed`.
-    pub fn add<E>(
-        &mut self,
-        sequence: u64,
-        received_at_ms: u64,
-        closed: &mut Vec<Batch>,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let start = self.open.lines.len();
-        if let Err(err) = write(&mut self.open.lines) {
-            self.open.lines.truncate(start);
-            return Err(err);
-        }
-        if !self.open.is_empty() && self.open.lines.len() > self.limits.max_bytes as usize {
+    /// Appends one record line (`\n` included) to the open batch. Batches that close are
+    /// pushed to `closed`.
+    pub fn add(&mut self, sequence: u64, received_at_ms: u64, line: &[u8], closed: &mut Vec<Batch>) {
+        if !self.open.is_empty() && self.open.lines.len() + line.len() > self.limits.max_bytes as usize {
             // The new record does not fit: close the batch without it.
-            let record = self.open.lines.split_off(start);
             closed.push(std::mem::take(&mut self.open));
-            self.open.lines = record;
         }
         if self.open.is_empty() {
             self.opened_at_ms = received_at_ms;
         }
+        self.open.lines.extend_from_slice(line);
         self.open.record_ends.push(end_offset(&self.open.lines));
         self.open.record_sequences.push(sequence);
         if self.open.len() >= self.limits.max_records as usize
@@ -70,7 +57,6 @@ impl Batcher {
         {
             closed.push(std::mem::take(&mut self.open));
         }
-        Ok(())
     }
 
     /// Closes the open batch if its first record is at least `max_age_ms` old.
@@ -101,12 +87,7 @@ mod tests {
     }
 
     fn add(batcher: &mut Batcher, seq: u64, at: u64, line: &str, closed: &mut Vec<Batch>) {
-        batcher
-            .add(seq, at, closed, |buf| {
-                buf.extend_from_slice(line.as_bytes());
-                Ok::<(), ()>(())
-            })
-            .unwrap();
+        batcher.add(seq, at, line.as_bytes(), closed);
     }
 
     #[test]
@@ -160,21 +141,6 @@ mod tests {
         assert_eq!(closed[0].len(), 2);
         batcher.close_expired(9_999, &mut closed);
         assert_eq!(closed.len(), 1, "an empty batch never closes");
-    }
-
-    #[test]
-    fn a_failed_write_leaves_no_trace() {
-        let mut batcher = Batcher::new(limits(100, 1000, 1000));
-        let mut closed = Vec::new();
-        add(&mut batcher, 0, 0, "a\n", &mut closed);
-        let err = batcher.add(1, 0, &mut closed, |buf| {
-            buf.extend_from_slice(b"partial");
-            Err("bad")
-        });
-        assert_eq!(err, Err("bad"));
-        batcher.flush(&mut closed);
-        assert_eq!(closed[0].lines, b"a\n");
-        assert_eq!(closed[0].record_sequences, [0]);
     }
 
     #[test]

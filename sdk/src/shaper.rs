@@ -1,8 +1,6 @@
 //! Drives a [`Transform`] for one source: each frame becomes records, a rejection or a
 //! drop, and records are batched by the source's bounds.
 
-use std::convert::Infallible;
-
 use serde::de::DeserializeOwned;
 
 use crate::Transform;
@@ -67,12 +65,7 @@ impl<T: Transform> Shaper<T> {
                 Ok(()) if self.pending.ends.is_empty() => output.dropped.push(frame.sequence),
                 Ok(()) => {
                     for line in self.pending.records() {
-                        let copied =
-                            self.batcher.add(frame.sequence, frame.received_at_ms, &mut output.batches, |out| {
-                                out.extend_from_slice(line);
-                                Ok::<(), Infallible>(())
-                            });
-                        let Ok(()) = copied;
+                        self.batcher.add(frame.sequence, frame.received_at_ms, line, &mut output.batches);
                     }
                 }
             }
