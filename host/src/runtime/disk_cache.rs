@@ -36,11 +36,11 @@ impl DiskCache {
         Self { dir }
     }
 
-    /// The compiled form of `bytes`, if this engine compiled it before.
-    pub(super) fn load(&self, engine: &Engine, bytes: &[u8]) -> Option<Component> {
-        let path = self.path_of(engine, bytes);
+    /// The compiled component at `path` (from [`Self::path_of`]), if this engine compiled
+    /// it before.
+    pub(super) fn load(&self, engine: &Engine, path: &Path) -> Option<Component> {
         // Read, not mapped: a mapped file truncated by someone else would crash the process.
-        let compiled = std::fs::read(&path).ok()?;
+        let compiled = std::fs::read(path).ok()?;
         // SAFETY: the file was written by `store` below from `Component::serialize` of this
         // engine's configuration (the name holds its compatibility hash), in a folder only
         // this user can write (0700); wasmtime checks the header and version again.
@@ -53,15 +53,14 @@ impl DiskCache {
         }
     }
 
-    /// Keeps the compiled form of `bytes`; a failure is logged, never fatal.
-    pub(super) fn store(&self, engine: &Engine, bytes: &[u8], component: &Component) {
-        let path = self.path_of(engine, bytes);
+    /// Keeps `component` at `path`; a failure is logged, never fatal.
+    pub(super) fn store(&self, path: &Path, component: &Component) {
         let stored = self.create_dir().and_then(|()| {
             let serialized = component.serialize().map_err(std::io::Error::other)?;
             // Written aside, then renamed: a reader never sees half a file.
             let partial = path.with_extension(format!("partial-{}", std::process::id()));
             std::fs::write(&partial, serialized)?;
-            std::fs::rename(&partial, &path)
+            std::fs::rename(&partial, path)
         });
         if let Err(err) = stored {
             tracing::warn!(dir = %self.dir.display(), error = %err, "Cannot cache the compiled component.");
@@ -73,9 +72,10 @@ impl DiskCache {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)
     }
 
-    /// Named by the component's SHA-256 and the engine's compatibility hash, so a different
-    /// wasmtime or configuration never picks up another's code.
-    fn path_of(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
+    /// Where `bytes` compiled by `engine` are kept: named by the component's SHA-256 and the
+    /// engine's compatibility hash, so a different wasmtime or configuration never picks up
+    /// another's code. Hashing a large component takes milliseconds: do it once per load.
+    pub(super) fn path_of(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut compatibility = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut compatibility);
         let digest: String = Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect();

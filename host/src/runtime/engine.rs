@@ -106,8 +106,8 @@ impl Runtime {
     fn compile(&self, name: &str, bytes: &[u8]) -> Result<Compiled, LoadError> {
         load::check_header(name, bytes)?;
         let engine = &self.inner.engine;
-        let cache = self.inner.disk_cache.as_ref();
-        let component = match cache.and_then(|cache| cache.load(engine, bytes)) {
+        let cached = self.inner.disk_cache.as_ref().map(|cache| (cache, cache.path_of(engine, bytes)));
+        let component = match cached.as_ref().and_then(|(cache, path)| cache.load(engine, path)) {
             Some(component) => {
                 load::check_world(engine, name, &component)?;
                 component
@@ -115,8 +115,8 @@ impl Runtime {
             None => {
                 let component = load::compile(engine, name, bytes)?;
                 self.inner.compilations.fetch_add(1, Ordering::Relaxed);
-                if let Some(cache) = cache {
-                    cache.store(engine, bytes, &component);
+                if let Some((cache, path)) = &cached {
+                    cache.store(path, &component);
                 }
                 component
             }
