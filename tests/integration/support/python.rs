@@ -1,7 +1,7 @@
 //! The independent peer: a WebSocket server written with Python's `websockets` library.
 //! Uses a python3 that has it, or makes a virtualenv with it once per test run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
@@ -13,29 +13,33 @@ const PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers/w
 /// A python3 that can `import websockets`.
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let system = PathBuf::from("python3");
-        if imports_websockets(&system) {
-            return system;
-        }
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-peer-venv");
-        let python = venv.join("bin/python");
-        if !imports_websockets(&python) {
-            let made = std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
-            assert!(made.success(), "python3 -m venv failed");
-            let installed = std::process::Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "websockets>=12"])
-                .status()
-                .unwrap();
-            assert!(installed.success(), "pip install websockets failed");
-        }
-        python
-    })
+    PYTHON.get_or_init(|| python_with("websockets", "websockets>=12", "python-peer-venv"))
 }
 
-fn imports_websockets(python: &PathBuf) -> bool {
+/// A python3 that can `import module`: the system one, else the virtualenv `venv` in the
+/// target dir, made and given `requirement` the first time.
+pub fn python_with(module: &str, requirement: &str, venv: &str) -> PathBuf {
+    let system = PathBuf::from("python3");
+    if imports(&system, module) {
+        return system;
+    }
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(venv);
+    let python = venv.join("bin/python");
+    if !imports(&python, module) {
+        let made = std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", requirement])
+            .status()
+            .unwrap();
+        assert!(installed.success(), "pip install {requirement} failed");
+    }
+    python
+}
+
+fn imports(python: &Path, module: &str) -> bool {
     std::process::Command::new(python)
-        .args(["-c", "import websockets"])
+        .args(["-c", &format!("import {module}")])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success())

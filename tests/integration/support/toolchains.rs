@@ -3,38 +3,28 @@
 //! missing (componentize-py into a virtualenv, jco into the project's node_modules).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+use super::python::python_with;
 
 /// The version the SDK and the docs are written against.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// The folder holding a `componentize-py` that runs.
+/// The folder holding a `componentize-py` that runs: the scripts folder of a python3 that
+/// has the package.
 pub fn componentize_py_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("componentize-py-venv");
-        let venv_python = venv.join("bin/python");
-        for python in [Path::new("python3"), venv_python.as_path()] {
-            if let Some(dir) = scripts_dir_with_componentize_py(python) {
-                return dir;
-            }
-        }
-        run_ok(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv");
-        run_ok(Command::new(&venv_python).args(["-m", "pip", "install", "--quiet", COMPONENTIZE_PY]), "pip install");
-        scripts_dir_with_componentize_py(&venv_python).expect("componentize-py is installed in the virtualenv")
+        let python = python_with("componentize_py", COMPONENTIZE_PY, "componentize-py-venv");
+        let scripts = Command::new(python)
+            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .output()
+            .expect("python3 runs");
+        PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim())
     })
-}
-
-fn scripts_dir_with_componentize_py(python: &Path) -> Option<PathBuf> {
-    let found = Command::new(python)
-        .args(["-c", "import componentize_py, sysconfig; print(sysconfig.get_path('scripts'))"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    found.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&found.stdout).trim()))
 }
 
 /// PATH with componentize-py first, for scripts that call it by name.
