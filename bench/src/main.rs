@@ -44,10 +44,13 @@ fn main() -> anyhow::Result<()> {
         let base = throughput(&tokio, &dir, shape, count, epoch, Target::Baseline)?;
         let base_rate = base.messages as f64 / base.seconds;
         rows.push(base);
-        // TLS costs the same whatever the payload: measured on the trades only.
+        // TLS and the disk buffer are measured on the trades.
+        let plain = Target::Skippr { wss: false, buffer: "memory" };
         let targets: &[Target] = match shape {
-            Shape::Trade => &[Target::Skippr { wss: false }, Target::Skippr { wss: true }],
-            _ => &[Target::Skippr { wss: false }],
+            Shape::Trade => {
+                &[plain, Target::Skippr { wss: true, buffer: "memory" }, Target::Skippr { wss: false, buffer: "disk" }]
+            }
+            _ => &[plain],
         };
         for &target in targets {
             let mut row = throughput(&tokio, &dir, shape, count, epoch, target)?;
@@ -68,8 +71,15 @@ fn main() -> anyhow::Result<()> {
 #[derive(Clone, Copy)]
 enum Target<'a> {
     Baseline,
-    Skippr { wss: bool },
-    Example { name: &'a str, transform: &'a skippr::Transform<'a> },
+    /// `buffer` is the kind of buffer: `memory` or `disk`.
+    Skippr {
+        wss: bool,
+        buffer: &'a str,
+    },
+    Example {
+        name: &'a str,
+        transform: &'a skippr::Transform<'a>,
+    },
 }
 
 /// The transforms of examples/transforms, each on the feed it is written for, against the
@@ -122,7 +132,7 @@ fn throughput(
     epoch: Instant,
     target: Target<'_>,
 ) -> anyhow::Result<Row> {
-    let tls = matches!(target, Target::Skippr { wss: true }).then(|| tls_acceptor(dir)).transpose()?;
+    let tls = matches!(target, Target::Skippr { wss: true, .. }).then(|| tls_acceptor(dir)).transpose()?;
     let (url, sent) = tokio.block_on(Flood { shape, count, rate: None, tls }.start(epoch))?;
     let (scenario, finished, cpu, peak_rss_mib) = match target {
         Target::Baseline => {
@@ -130,15 +140,17 @@ fn throughput(
             anyhow::ensure!(read.messages == count, "the baseline read {} of {count}", read.messages);
             (format!("baseline raw client, {}", shape.name()), read.finished, read.cpu, None)
         }
-        Target::Skippr { wss } => {
-            let run = skippr::run_batch(dir, &url, if wss { "  tls: {ca_file: ca.pem}\n" } else { "" }, None)?;
+        Target::Skippr { wss, buffer } => {
+            let tls = if wss { "  tls: {ca_file: ca.pem}\n" } else { "" };
+            let run = skippr::run_batch(dir, &url, tls, buffer, None)?;
             let lines = count_lines(&dir.join("out.jsonl"))? + count_lines(&dir.join("dead.jsonl")).unwrap_or(0);
             anyhow::ensure!(lines == count, "skippr wrote {lines} of {count}");
-            let name = format!("skippr run batch, {}, {}", if wss { "wss" } else { "ws" }, shape.name());
+            let name =
+                format!("skippr run batch, {}, {buffer} buffer, {}", if wss { "wss" } else { "ws" }, shape.name());
             (name, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
         Target::Example { name, transform } => {
-            let run = skippr::run_batch(dir, &url, "", Some(transform))?;
+            let run = skippr::run_batch(dir, &url, "", "memory", Some(transform))?;
             // Every example keeps every message of its feed: one record each, no dead letter.
             let records = count_lines(&dir.join("out.jsonl"))?;
             anyhow::ensure!(records == count, "the {name} example wrote {records} records of {count}");

@@ -43,20 +43,29 @@ pub fn compile_into_disk_cache(component: &Path, options: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Batch mode into a JSON Lines file; ends when the flood server closes.
-pub fn run_batch(dir: &Path, url: &str, source_extra: &str, transform: Option<&Transform<'_>>) -> anyhow::Result<Run> {
+/// Batch mode into a JSON Lines file, through a `buffer` of that kind (`memory` or
+/// `disk`); ends when the flood server closes.
+pub fn run_batch(
+    dir: &Path,
+    url: &str,
+    source_extra: &str,
+    buffer: &str,
+    transform: Option<&Transform<'_>>,
+) -> anyhow::Result<Run> {
     let transform = transform.map_or(String::new(), |transform| {
         let Transform { path, options, memory_mb } = transform;
         format!("transform: {{path: '{}', options: {options}}}\nlimits: {{memory_mb: {memory_mb}}}\n", path.display())
     });
     let config = format!(
         "source:\n  kind: websocket\n  url: '{url}'\n  mode: batch\n  idle_timeout_seconds: 5\n{source_extra}\
-         {transform}destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n"
+         {transform}destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n\
+         buffer: {{kind: {buffer}}}\n"
     );
     std::fs::write(dir.join("skippr.yaml"), config)?;
     for stale in ["out.jsonl", "dead.jsonl"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
+    let _ = std::fs::remove_dir_all(dir.join(".skippr"));
     let child =
         Command::new(binary()?).arg("run").current_dir(dir).env("SKIPPR_LOG", "warn").stdin(Stdio::null()).spawn()?;
     let (code, cpu, peak_rss_kib) = wait_child(child.id())?;
@@ -66,10 +75,12 @@ pub fn run_batch(dir: &Path, url: &str, source_extra: &str, transform: Option<&T
 }
 
 /// Stream mode, every push's records closed at once, to stdout, read here line by line to
-/// time each record from the server's send to the destination's write.
+/// time each record from the server's send to the destination's write. The buffer is in
+/// memory: a disk buffer adds its group commit (`commit_interval_ms`) by design.
 pub fn run_stream_latency(dir: &Path, url: &str, expected: u64, epoch: Instant) -> anyhow::Result<Run> {
     let config = format!(
-        "source: {{kind: websocket, url: '{url}', mode: stream}}\nbatch: {{max_age_ms: 0}}\ndestination: {{kind: stdout}}\n"
+        "source: {{kind: websocket, url: '{url}', mode: stream}}\nbatch: {{max_age_ms: 0}}\ndestination: {{kind: stdout}}\n\
+         buffer: {{kind: memory}}\n"
     );
     std::fs::write(dir.join("skippr.yaml"), config)?;
     let mut child = Command::new(binary()?)

@@ -49,7 +49,8 @@ pub fn pipeline_config(
         "source: {{kind: websocket, url: '{url}', mode: batch, idle_timeout_seconds: 2}}\n\
          batch: {{max_records: 20, max_age_ms: 200}}\n\
          destination: {{kind: stdout}}\n\
-         deadletter: {{kind: stderr}}\n"
+         deadletter: {{kind: stderr}}\n\
+         buffer: {{kind: memory}}\n"
     );
     let mut raw: RawConfig = config::parse(&yaml).expect("the demo config is valid YAML");
     if let Some(path) = transform {

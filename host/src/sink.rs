@@ -1,19 +1,24 @@
 //! Destinations that take JSON Lines: stdout, stderr, or a file appended to.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
 
+use crate::buffer::SinkMark;
 use crate::config::SinkKind;
 
 /// Buffers small writes (dead letters) and passes batches through in one write.
 pub struct Sink {
     name: String,
     writer: BufWriter<Box<dyn Write + Send>>,
+    /// For a regular file: a second handle to sync it and read its length.
+    file: Option<(PathBuf, File)>,
 }
 
 impl Sink {
     /// Opens the destination now, so a bad path fails before the run starts.
     pub fn open(kind: &SinkKind) -> Result<Self, String> {
+        let mut synced = None;
         let (name, writer): (String, Box<dyn Write + Send>) = match kind {
             SinkKind::Stdout => ("stdout".into(), Box::new(io::stdout())),
             SinkKind::Stderr => ("stderr".into(), Box::new(io::stderr())),
@@ -26,10 +31,14 @@ impl Sink {
                     .append(true)
                     .open(path)
                     .map_err(|err| format!("cannot open {} for writing: {err}", path.display()))?;
+                if file.metadata().is_ok_and(|meta| meta.is_file()) {
+                    let handle = file.try_clone().map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+                    synced = Some((path.clone(), handle));
+                }
                 (path.display().to_string(), Box::new(file))
             }
         };
-        Ok(Self { name, writer: BufWriter::with_capacity(64 << 10, writer) })
+        Ok(Self { name, writer: BufWriter::with_capacity(64 << 10, writer), file: synced })
     }
 
     pub fn name(&self) -> &str {
@@ -42,5 +51,14 @@ impl Sink {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
+    }
+
+    /// Flushes and makes the lines durable; for a regular file, returns its length then
+    /// (what a checkpoint records). Pipes and terminals are only flushed.
+    pub fn sync(&mut self) -> io::Result<Option<SinkMark>> {
+        self.writer.flush()?;
+        let Some((path, file)) = &self.file else { return Ok(None) };
+        file.sync_data()?;
+        Ok(Some(SinkMark { path: path.clone(), len: file.metadata()?.len() }))
     }
 }

@@ -138,7 +138,7 @@ export function exportTransform(TransformClass) {
           continue;
         }
         if (records.lines.length === 0) dropped.push(frame.sequence);
-        for (const line of records.lines) this.add(line, frame, batches);
+        else this.add(records.lines, frame, batches);
       }
       this.closeExpired(nowMs, batches);
       return output(batches, rejections, dropped);
@@ -163,15 +163,23 @@ export function exportTransform(TransformClass) {
       return output(batches);
     }
 
-    /** The open batch closes by count, size or age, as the source's limits say. */
-    add(line, frame, batches) {
+    /**
+     * Adds a frame's records to the open batch: they never straddle two batches, so a
+     * delivered batch settles whole frames. It closes by count, size or age.
+     */
+    add(lines, frame, batches) {
       const open = this.open;
-      if (open.lines.length > 0 && open.bytes + line.length > this.limits.maxBytes) this.close(batches);
+      const size = lines.reduce((total, line) => total + line.length, 0);
+      if (open.lines.length > 0 && open.bytes + size > this.limits.maxBytes) this.close(batches);
       if (open.lines.length === 0) open.openedAt = frame.receivedAtMs;
-      open.lines.push(line);
-      open.sequences.push(frame.sequence);
-      open.bytes += line.length;
-      if (open.lines.length >= Math.max(this.limits.maxRecords, 1)) this.close(batches);
+      for (const line of lines) {
+        open.lines.push(line);
+        open.sequences.push(frame.sequence);
+      }
+      open.bytes += size;
+      if (open.lines.length >= Math.max(this.limits.maxRecords, 1) || open.bytes >= this.limits.maxBytes) {
+        this.close(batches);
+      }
     }
 
     closeExpired(nowMs, batches) {

@@ -142,10 +142,10 @@ def export(transform_class):
                 except Reject as reason:
                     rejections.append(types.Rejection(frame.sequence, str(reason)))
                     continue
-                if not records.lines:
+                if records.lines:
+                    self._add(records.lines, frame, batches)
+                else:
                     dropped.append(frame.sequence)
-                for line in records.lines:
-                    self._add(line, frame, batches)
             self._close_expired(now_ms, batches)
             return _output(batches, rejections, dropped)
 
@@ -164,16 +164,18 @@ def export(transform_class):
             self._close(batches)
             return _output(batches)
 
-        def _add(self, line, frame, batches):
-            """The open batch closes by count, size or age, as the source's limits say."""
-            if self._lines and self._bytes + len(line) > self._limits.max_bytes:
+        def _add(self, lines, frame, batches):
+            """Adds a frame's records to the open batch: they never straddle two batches,
+            so a delivered batch settles whole frames. It closes by count, size or age."""
+            size = sum(len(line) for line in lines)
+            if self._lines and self._bytes + size > self._limits.max_bytes:
                 self._close(batches)
             if not self._lines:
                 self._opened_at = frame.received_at_ms
-            self._lines.append(line)
-            self._sequences.append(frame.sequence)
-            self._bytes += len(line)
-            if len(self._lines) >= max(self._limits.max_records, 1):
+            self._lines.extend(lines)
+            self._sequences.extend([frame.sequence] * len(lines))
+            self._bytes += size
+            if len(self._lines) >= max(self._limits.max_records, 1) or self._bytes >= self._limits.max_bytes:
                 self._close(batches)
 
         def _close_expired(self, now_ms, batches):

@@ -39,19 +39,30 @@ impl Batcher {
         Self { limits, open: Batch::default(), opened_at_ms: 0 }
     }
 
-    /// Appends one record line (`\n` included) to the open batch. Batches that close are
-    /// pushed to `closed`.
-    pub fn add(&mut self, sequence: u64, received_at_ms: u64, line: &[u8], closed: &mut Vec<Batch>) {
-        if !self.open.is_empty() && self.open.lines.len() + line.len() > self.limits.max_bytes as usize {
-            // The new record does not fit: close the batch without it.
+    /// Appends one frame's record lines (`\n` included) to the open batch. A frame's records
+    /// never straddle two batches, so a delivered batch settles whole frames (what the host's
+    /// durable buffer counts on); a batch can pass `max_records` by its last frame's records.
+    /// Batches that close are pushed to `closed`.
+    pub fn add<'a>(
+        &mut self,
+        sequence: u64,
+        received_at_ms: u64,
+        lines: impl Iterator<Item = &'a [u8]> + Clone,
+        closed: &mut Vec<Batch>,
+    ) {
+        let bytes: usize = lines.clone().map(<[u8]>::len).sum();
+        if !self.open.is_empty() && self.open.lines.len() + bytes > self.limits.max_bytes as usize {
+            // The frame does not fit: close the batch without it.
             closed.push(std::mem::take(&mut self.open));
         }
         if self.open.is_empty() {
             self.opened_at_ms = received_at_ms;
         }
-        self.open.lines.extend_from_slice(line);
-        self.open.record_ends.push(end_offset(&self.open.lines));
-        self.open.record_sequences.push(sequence);
+        for line in lines {
+            self.open.lines.extend_from_slice(line);
+            self.open.record_ends.push(end_offset(&self.open.lines));
+            self.open.record_sequences.push(sequence);
+        }
         if self.open.len() >= self.limits.max_records as usize
             || self.open.lines.len() >= self.limits.max_bytes as usize
         {
@@ -87,7 +98,7 @@ mod tests {
     }
 
     fn add(batcher: &mut Batcher, seq: u64, at: u64, line: &str, closed: &mut Vec<Batch>) {
-        batcher.add(seq, at, line.as_bytes(), closed);
+        batcher.add(seq, at, std::iter::once(line.as_bytes()), closed);
     }
 
     #[test]
@@ -104,6 +115,20 @@ mod tests {
         assert_eq!(closed[0].record_ends, [2, 4]);
         batcher.flush(&mut closed);
         assert_eq!(closed[2].record_sequences, [4]);
+    }
+
+    #[test]
+    fn a_frames_records_never_straddle_two_batches() {
+        let mut batcher = Batcher::new(limits(2, 10, 1000));
+        let mut closed = Vec::new();
+        add(&mut batcher, 0, 0, "a\n", &mut closed);
+        batcher.add(1, 0, [&b"b\n"[..], b"c\n", b"d\n"].into_iter(), &mut closed);
+        assert_eq!(closed[0].record_sequences, [0, 1, 1, 1], "over max_records by frame 1's records");
+        batcher.add(2, 0, [&b"1234\n"[..], b"5678\n"].into_iter(), &mut closed);
+        batcher.add(3, 0, [&b"xyz\n"[..]].into_iter(), &mut closed);
+        batcher.flush(&mut closed);
+        assert_eq!(closed[1].record_sequences, [2, 2], "frame 3 would overflow max_bytes: next batch");
+        assert_eq!(closed[2].record_sequences, [3]);
     }
 
     #[test]

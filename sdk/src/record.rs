@@ -141,7 +141,7 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Each record line, `\n` included.
-    pub(crate) fn records(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn records(&self) -> impl Iterator<Item = &[u8]> + Clone {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(start, &end)| &self.lines[start..end])
     }

@@ -64,9 +64,7 @@ impl<T: Transform> Shaper<T> {
                 Err(reason) => output.rejections.push(Rejection { sequence: frame.sequence, reason }),
                 Ok(()) if self.pending.ends.is_empty() => output.dropped.push(frame.sequence),
                 Ok(()) => {
-                    for line in self.pending.records() {
-                        self.batcher.add(frame.sequence, frame.received_at_ms, line, &mut output.batches);
-                    }
+                    self.batcher.add(frame.sequence, frame.received_at_ms, self.pending.records(), &mut output.batches)
                 }
             }
         }
@@ -168,8 +166,8 @@ mod tests {
         assert_eq!(out.rejections, [Rejection { sequence: 2, reason: "bad part".into() }]);
         assert_eq!(out.dropped, [1]);
         let sequences: Vec<&[u64]> = out.batches.iter().map(|batch| batch.record_sequences.as_slice()).collect();
-        assert_eq!(sequences, [[0, 0], [0, 3]], "a frame's records share its sequence; the rejected one left none");
-        assert!(shaper.flush().batches.is_empty());
+        assert_eq!(sequences, [[0, 0, 0]], "a frame's records share its sequence and one batch");
+        assert_eq!(shaper.flush().batches[0].record_sequences, [3], "the rejected frame left no record");
     }
 
     #[test]

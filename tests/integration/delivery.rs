@@ -56,7 +56,7 @@ async fn every_frame_is_delivered_or_dead_lettered_across_drops() {
     assert_eq!(
         summary_line(&done.stderr),
         format!(
-            "summary: received 120 frames ({sent_bytes} bytes) over 3 connection(s); delivered 96 records; dead-lettered 24 frames"
+            "summary: received 120 frames ({sent_bytes} bytes) over 3 connection(s); accepted 120 frames; delivered 96 records; dead-lettered 24 frames"
         )
     );
 }

@@ -22,6 +22,8 @@ enum Breakage {
     Junk,
     /// A frame header announcing 4 KiB, then 100 bytes, then the TCP link is dropped.
     CutMidFrame,
+    /// A text frame whose payload is not UTF-8.
+    InvalidUtf8,
 }
 
 /// Connection 1 sends one good message then breaks; connection 2 sends one and closes.
@@ -42,6 +44,7 @@ async fn start_broken_server(breakage: Breakage) -> String {
             let bytes: Vec<u8> = match breakage {
                 Breakage::Junk => b"\xff\xfe garbage that is not a websocket frame \x00\x01".to_vec(),
                 Breakage::CutMidFrame => [&[0x81, 0x7e, 0x10, 0x00][..], &[b'x'; 100]].concat(),
+                Breakage::InvalidUtf8 => vec![0x81, 0x03, b'a', 0xff, 0xfe],
             };
             let _ = raw.write_all(&bytes).await;
             let _ = raw.flush().await;
@@ -51,7 +54,8 @@ async fn start_broken_server(breakage: Breakage) -> String {
     url
 }
 
-async fn survives(breakage: Breakage, test: &str) -> String {
+/// Runs against the broken server; returns the dead letters.
+async fn survives(breakage: Breakage, test: &str) -> Vec<serde_json::Value> {
     let url = start_broken_server(breakage).await;
     let dir = Workdir::new(test);
     dir.write("skippr.yaml", &batch_config(&url, "").replace("idle_timeout_seconds: 1", "idle_timeout_seconds: 5"));
@@ -60,21 +64,30 @@ async fn survives(breakage: Breakage, test: &str) -> String {
     let records = dir.json_lines("out/records.jsonl");
     let values: Vec<_> = records.iter().map(|r| r["value"]["connection"].as_u64().unwrap()).collect();
     assert_eq!(values, [0, 1], "the good messages on both sides of the fault, nothing else");
-    assert!(dir.read("out/dead.jsonl").is_empty());
     assert!(done.stderr.contains("Connection lost; reconnecting."), "{}", done.stderr);
-    done.stderr
+    dir.json_lines("out/dead.jsonl")
 }
 
 /// Junk bytes instead of frames: the link is dropped with a protocol error and re-made.
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_bytes_instead_of_frames_are_a_dropped_link_not_a_crash() {
-    survives(Breakage::Junk, "junk").await;
+    assert_eq!(survives(Breakage::Junk, "junk").await, Vec::<serde_json::Value>::new());
 }
 
 /// A TCP link cut in the middle of a frame delivers no partial message.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_link_cut_mid_frame_delivers_no_partial_message() {
-    survives(Breakage::CutMidFrame, "cut-mid-frame").await;
+    assert_eq!(survives(Breakage::CutMidFrame, "cut-mid-frame").await, Vec::<serde_json::Value>::new());
+}
+
+/// A text frame that is not UTF-8 cannot be read, but it is not lost silently: it is
+/// dead-lettered with the reason (and its sequence), then the link is re-made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_frame_that_is_not_utf8_is_dead_lettered_with_the_reason() {
+    let dead = survives(Breakage::InvalidUtf8, "invalid-utf8").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0]["reason"].as_str().unwrap().starts_with("a text message is not valid UTF-8"), "{dead:?}");
+    assert_eq!(dead[0]["sequence"], 1, "between the two good messages");
 }
 
 /// A 4 MiB message is delivered whole; a 64 MiB one is dead-lettered with its size.
@@ -156,7 +169,7 @@ async fn secrets_never_show_even_with_trace_logging() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transform_that_never_frees_memory_is_recycled_without_losing_a_frame() {
     let mut steps = vec![Step::Pace(Duration::from_millis(10))];
-    steps.extend((0..60).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))));
+    steps.extend((0..150).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))));
     steps.push(Step::Close);
     let feed = server::start(vec![Script::new(steps)], Handshake::default()).await;
     let dir = Workdir::new("recycle");
@@ -167,7 +180,7 @@ async fn a_transform_that_never_frees_memory_is_recycled_without_losing_a_frame(
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     let echoed: Vec<u64> =
         dir.json_lines("out/records.jsonl").iter().map(|record| record["echo"].as_u64().unwrap()).collect();
-    assert_eq!(echoed, (0..60).collect::<Vec<_>>());
+    assert_eq!(echoed, (0..150).collect::<Vec<_>>());
     assert!(done.stderr.matches("recycled near its memory cap").count() >= 2, "{}", done.stderr);
     assert!(!done.stderr.contains("lost"), "{}", done.stderr);
 }

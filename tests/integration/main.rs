@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod delivery;
+mod durability;
 mod examples;
 mod faults;
 mod hostile;

@@ -31,6 +31,8 @@ source:
 # transform: {path: my-shaper.wasm, options: {}}  # default: the embedded shaper
 # limits: {memory_mb: 64, cpu_ms_per_call: 500}
 # batch: {max_records: 1000, max_bytes: 1048576, max_age_ms: 1000}
+# buffer: {kind: disk, path: .skippr/buffer/skippr, max_bytes: 268435456, commit_interval_ms: 50}
+#                               # accepted frames survive a crash; kind: memory skips the log
 
 destination:
   kind: stdout                  # or: kind: file, path: out/records.jsonl

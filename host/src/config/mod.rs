@@ -10,6 +10,6 @@ pub use edit::{ConnectDestination, EditReport, connect_destination, connect_sour
 pub use env::EnvFiles;
 pub use raw::{DEFAULT_CONFIG_FILE, RawConfig, RawTransform, parse};
 pub use validate::{
-    ConfigError, DestinationConfig, Header, LimitPolicy, OnTransformError, PipelineConfig, ProxyConfig,
-    ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load, validate_raw,
+    BufferConfig, BufferKind, ConfigError, DestinationConfig, Header, LimitPolicy, OnTransformError, PipelineConfig,
+    ProxyConfig, ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load, validate_raw,
 };

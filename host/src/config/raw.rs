@@ -25,6 +25,10 @@ pub struct RawConfig {
     pub destination: Option<RawSink>,
     /// Where rejected frames go, with their reason; stderr when absent.
     pub deadletter: Option<RawSink>,
+    /// Where accepted frames wait for the destination: on disk (the default, crash-safe) or
+    /// in memory.
+    #[serde(default)]
+    pub buffer: RawBuffer,
     /// When the transform traps or breaks a limit: `stop` the pipeline, or `restart` the
     /// transform (a fresh instance, the connection kept).
     #[serde(default = "default_on_transform_error")]
@@ -150,6 +154,20 @@ pub struct RawBatch {
     pub max_records: Option<u32>,
     pub max_bytes: Option<u32>,
     pub max_age_ms: Option<u64>,
+}
+
+/// The `buffer:` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBuffer {
+    /// disk or memory.
+    pub kind: Option<String>,
+    /// For `disk`: the folder of the log, one per pipeline.
+    pub path: Option<String>,
+    /// Buffered bytes at which the source stops reading the socket.
+    pub max_bytes: Option<u64>,
+    /// The longest wait before frames are made durable (one fsync per interval).
+    pub commit_interval_ms: Option<u64>,
 }
 
 /// A `destination:` or `deadletter:` section.

@@ -61,6 +61,39 @@ pub struct PipelineConfig {
     pub batch: BatchLimits,
     pub destination: DestinationConfig,
     pub deadletter: DestinationConfig,
+    pub buffer: BufferConfig,
+}
+
+/// Where accepted frames wait for the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferConfig {
+    pub kind: BufferKind,
+    /// Buffered bytes at which the source stops reading.
+    pub max_bytes: u64,
+    /// The longest wait before frames are durable.
+    pub commit_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BufferKind {
+    /// A log in this folder: accepted frames survive a crash.
+    Disk(PathBuf),
+    /// Best effort: frames in flight are lost with the process.
+    Memory,
+}
+
+impl BufferConfig {
+    pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+    pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+
+    /// The in-memory buffer `skippr demo` uses.
+    pub fn memory() -> Self {
+        Self {
+            kind: BufferKind::Memory,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            commit_interval: Self::DEFAULT_COMMIT_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -210,8 +243,19 @@ fn validate(
         Some(sink) => problems.sink("deadletter", sink),
         None => Some(DestinationConfig { kind: SinkKind::Stderr }),
     };
-    match (source, transform, destination, deadletter) {
-        (Some(source), Some(transform), Some(destination), Some(deadletter)) if problems.list.is_empty() => {
+    let buffer = problems.buffer(raw, name);
+    if let (Some(source), Some(buffer)) = (&source, &buffer)
+        && source.max_message_bytes as u64 > buffer.max_bytes
+    {
+        problems.push(format!(
+            "source.max_message_bytes ({}) is over buffer.max_bytes ({}): a message that large could never be buffered",
+            source.max_message_bytes, buffer.max_bytes
+        ));
+    }
+    match (source, transform, destination, deadletter, buffer) {
+        (Some(source), Some(transform), Some(destination), Some(deadletter), Some(buffer))
+            if problems.list.is_empty() =>
+        {
             Ok(PipelineConfig {
                 name: name.to_owned(),
                 source,
@@ -221,6 +265,7 @@ fn validate(
                 batch,
                 destination,
                 deadletter,
+                buffer,
             })
         }
         _ => Err(problems.list),
@@ -522,6 +567,37 @@ impl Problems<'_> {
             self.push("batch: max_records and max_bytes must be more than 0".into());
         }
         batch
+    }
+
+    /// Disk by default, in `.skippr/buffer/<pipeline>` beside the config file.
+    fn buffer(&mut self, raw: &RawConfig, name: &str) -> Option<BufferConfig> {
+        let raw = &raw.buffer;
+        let max_bytes = raw.max_bytes.unwrap_or(BufferConfig::DEFAULT_MAX_BYTES);
+        if max_bytes < 1 << 20 {
+            self.push(format!("buffer.max_bytes: {max_bytes} is too small; use at least 1048576 (1 MiB)"));
+        }
+        let commit_interval = match raw.commit_interval_ms {
+            None => BufferConfig::DEFAULT_COMMIT_INTERVAL,
+            Some(ms @ 1..=10_000) => Duration::from_millis(ms),
+            Some(ms) => {
+                self.push(format!("buffer.commit_interval_ms: {ms} must be between 1 and 10000"));
+                BufferConfig::DEFAULT_COMMIT_INTERVAL
+            }
+        };
+        let kind = match (raw.kind.as_deref().unwrap_or("disk"), &raw.path) {
+            ("disk", Some(path)) => BufferKind::Disk(self.path("buffer.path", path)?),
+            ("disk", None) => BufferKind::Disk(self.dir.join(".skippr").join("buffer").join(name)),
+            ("memory", None) => BufferKind::Memory,
+            ("memory", Some(_)) => {
+                self.push("buffer: kind `memory` takes no `path`".into());
+                return None;
+            }
+            (other, _) => {
+                self.push(format!("buffer.kind: `{other}` is not supported; use `disk` or `memory`"));
+                return None;
+            }
+        };
+        Some(BufferConfig { kind, max_bytes, commit_interval })
     }
 
     fn sink(&mut self, section: &str, raw: &RawSink) -> Option<DestinationConfig> {

@@ -10,9 +10,16 @@ use super::Counters;
 /// A metric: name, type, help, and which counter it reads.
 type Metric = (&'static str, &'static str, &'static str, fn(&Counters) -> &AtomicU64);
 
-const METRICS: [Metric; 15] = [
+const METRICS: [Metric; 17] = [
     ("skippr_frames_received_total", "counter", "Frames received from the WebSocket server.", |c| &c.frames_received),
     ("skippr_bytes_received_total", "counter", "Payload bytes received.", |c| &c.bytes_received),
+    ("skippr_frames_accepted_total", "counter", "Frames made durable in the buffer (or taken, in memory).", |c| {
+        &c.frames_accepted
+    }),
+    ("skippr_frames_recovered_total", "counter", "Accepted frames a restart found undelivered.", |c| {
+        &c.frames_recovered
+    }),
+    ("skippr_buffer_bytes", "gauge", "Bytes in the disk buffer's log.", |c| &c.buffer_bytes),
     ("skippr_records_delivered_total", "counter", "Records written to the destination.", |c| &c.records_delivered),
     ("skippr_dead_letters_total", "counter", "Frames written to the dead-letter output.", |c| &c.frames_dead_lettered),
     ("skippr_connections_total", "counter", "Connections opened.", |c| &c.connections),
@@ -29,7 +36,6 @@ const METRICS: [Metric; 15] = [
     ("skippr_frames_dropped_total", "counter", "Frames the transform shaped into no record on purpose.", |c| {
         &c.frames_dropped
     }),
-    ("skippr_frames_lost_total", "counter", "Frames inside a transform instance when it failed.", |c| &c.frames_lost),
     ("skippr_guest_busy_microseconds_total", "counter", "Time spent inside the transform.", |c| &c.guest_busy_micros),
     ("skippr_guest_memory_bytes", "gauge", "Linear memory of the transform instance.", |c| &c.guest_memory_bytes),
 ];

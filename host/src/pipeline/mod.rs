@@ -2,6 +2,7 @@
 //! slows the socket read instead of growing memory. Drain order on shutdown: stop reading,
 //! flush the shaper, drain the sinks.
 
+mod held;
 mod recipe;
 mod shaper;
 mod swap;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 use tokio::sync::{mpsc, watch};
 
+use crate::buffer::Buffer;
 use crate::config::{ConfigError, PipelineConfig};
 use crate::metrics::{Counters, Summary};
 use crate::runtime::{CallError, Runtime, ShaperInstance, Transform};
@@ -34,17 +36,12 @@ const SWAP_QUEUE: usize = 1;
 pub enum PipelineError {
     #[error("pipeline `{pipeline}`: {error}")]
     Connect { pipeline: String, error: ConnectError },
-    #[error("pipeline `{pipeline}`: {error}{}", lost_suffix(*.lost_frames))]
-    Transform { pipeline: String, error: CallError, lost_frames: u64 },
+    #[error("pipeline `{pipeline}`: {error}")]
+    Transform { pipeline: String, error: CallError },
     #[error("pipeline `{pipeline}`: writing to {sink} failed: {error}")]
     Sink { pipeline: String, sink: String, error: std::io::Error },
-}
-
-fn lost_suffix(lost: u64) -> String {
-    match lost {
-        0 => String::new(),
-        n => format!("; {n} frame(s) held inside the transform were lost"),
-    }
+    #[error("pipeline `{pipeline}`: {error}")]
+    Buffer { pipeline: String, error: String },
 }
 
 /// A pipeline with everything that can fail at setup already done.
@@ -57,6 +54,7 @@ pub struct Prepared {
     instance: ShaperInstance,
     destination: Sink,
     deadletter: Sink,
+    buffer: Buffer,
 }
 
 /// Builds TLS, loads and initialises the transform, opens the sinks; every problem at once.
@@ -76,13 +74,18 @@ pub fn prepare(config: PipelineConfig, runtime: &Runtime, config_path: &Path) ->
     let instance = transform.as_ref().and_then(|transform| {
         recipe.instantiate(transform, 0).map_err(|err| problems.push(format!("transform: {err}"))).ok()
     });
+    // Recovery cuts the file sinks back to the last checkpoint: before they are opened.
+    let buffer = Buffer::open(&config.buffer, [&config.destination.kind, &config.deadletter.kind])
+        .map_err(|err| problems.push(err))
+        .ok();
     let destination =
         Sink::open(&config.destination.kind).map_err(|err| problems.push(format!("destination: {err}"))).ok();
     let deadletter =
         Sink::open(&config.deadletter.kind).map_err(|err| problems.push(format!("deadletter: {err}"))).ok();
-    match (transform, instance, destination, deadletter) {
-        (Some(transform), Some(instance), Some(destination), Some(deadletter)) if problems.is_empty() => {
-            Ok(Prepared { config, runtime: runtime.clone(), tls, recipe, transform, instance, destination, deadletter })
+    match (transform, instance, destination, deadletter, buffer) {
+        (Some(transform), Some(instance), Some(destination), Some(deadletter), Some(buffer)) if problems.is_empty() => {
+            let runtime = runtime.clone();
+            Ok(Prepared { config, runtime, tls, recipe, transform, instance, destination, deadletter, buffer })
         }
         _ => Err(ConfigError { path: config_path.display().to_string(), problems }),
     }
@@ -108,10 +111,18 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
         handles: RunHandles,
     ) -> (Summary, Result<(), PipelineError>) {
-        let Self { config, runtime, tls, recipe, transform, instance, destination, deadletter } = self;
+        let Self { config, runtime, tls, recipe, transform, instance, destination, deadletter, buffer } = self;
         let name = config.name.clone();
         let counters = handles.counters;
+        let handle = tokio::runtime::Handle::current();
+        let start = buffer.start;
+        let settlement = buffer.settlement();
+        Counters::add(&counters.frames_recovered, buffer.recovered_frames);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let started = match buffer.start(&name, events_rx, &counters, handle.clone()) {
+            Ok(started) => started,
+            Err(error) => return (counters.summary(), Err(PipelineError::Buffer { pipeline: name, error })),
+        };
         let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
         let (sink_tx, sink_rx) = mpsc::channel(SINK_QUEUE);
         let (swaps_tx, swaps_rx) = std::sync::mpsc::sync_channel(SWAP_QUEUE);
@@ -131,8 +142,10 @@ impl Prepared {
             tokio::spawn(watch.run())
         });
 
-        let writer = writer::Writer::new(destination, deadletter, Arc::clone(&counters));
-        let writing = on_own_thread(&format!("{name}-writer"), move || writer.run(sink_rx));
+        let durable = started.progress.map(|progress| writer::Durable { settlement, progress });
+        let writer = writer::Writer::new(destination, deadletter, Arc::clone(&counters), durable);
+        let writer_handle = handle.clone();
+        let writing = on_own_thread(&format!("{name}-writer"), move || writer.run(sink_rx, &writer_handle));
         let shaping = shaper::ShaperLoop {
             instance,
             transform,
@@ -144,11 +157,11 @@ impl Prepared {
             swaps: swaps_rx,
             counters: Arc::clone(&counters),
         };
-        let handle = tokio::runtime::Handle::current();
-        let shaped = on_own_thread(&format!("{name}-shaper"), move || shaping.run(events_rx, &handle));
+        let intake = started.intake;
+        let shaped = on_own_thread(&format!("{name}-shaper"), move || shaping.run(intake, &handle));
 
         let links = SourceLinks { events: events_tx, outbound: outbound_rx, shutdown: shutdown_rx };
-        let sourced = source::run(&config.source, tls.as_ref(), links, &counters).await;
+        let sourced = source::run(&config.source, tls.as_ref(), links, &counters, start).await;
         stop.abort();
         if let Some(watcher) = watcher {
             watcher.abort();
@@ -156,13 +169,14 @@ impl Prepared {
         // The source dropped its sender: the shaper flushes, then the writer drains.
         let shaped = shaped.await.expect("the shaper thread does not panic");
         let written = writing.await.expect("the writer thread does not panic");
-        let outcome = written
-            .map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, error: source })
-            .and(shaped.map_err(|(error, lost_frames)| PipelineError::Transform {
-                pipeline: name.clone(),
-                error,
-                lost_frames,
-            }))
+        let buffered = match started.appender {
+            Some(appender) => appender.await.expect("the buffer thread does not panic"),
+            None => Ok(()),
+        };
+        let outcome = buffered
+            .map_err(|error| PipelineError::Buffer { pipeline: name.clone(), error })
+            .and(written.map_err(|(sink, source)| PipelineError::Sink { pipeline: name.clone(), sink, error: source }))
+            .and(shaped.map_err(|error| PipelineError::Transform { pipeline: name.clone(), error }))
             .and(sourced.map_err(|error| PipelineError::Connect { pipeline: name, error }));
         (counters.summary(), outcome)
     }
@@ -170,7 +184,7 @@ impl Prepared {
 
 /// Runs blocking work on a thread of its own (the blocking pool is capped at 512 threads,
 /// too few for a thousand tenants) and hands back its result.
-fn on_own_thread<T: Send + 'static>(
+pub(crate) fn on_own_thread<T: Send + 'static>(
     name: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<T> {

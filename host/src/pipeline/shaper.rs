@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use super::held::{HeldFrame, HeldFrames};
 use super::recipe::Recipe;
 use super::writer::SinkItem;
+use crate::buffer::Intake;
 use crate::config::OnTransformError;
 use crate::deadletter::{DeadLetter, FrameInfo};
 use crate::metrics::Counters;
-use crate::runtime::{CallError, FrameList, Outbound, Output, ShaperInstance, Transform};
+use crate::runtime::{CallError, Failure, FrameList, Outbound, Output, ShaperInstance, Transform};
 use crate::source::{Frames, SourceEvent, now_ms};
 
 /// A push holds at most this many frames...
@@ -24,8 +26,9 @@ const MAX_PUSH_BYTES: usize = 1 << 20;
 /// How often time-based batching gets a `tick` when no frames arrive.
 const TICK_EVERY: Duration = Duration::from_millis(50);
 
-/// A failed transform, and how many frames it held that are now lost.
-pub type ShaperFailure = (CallError, u64);
+/// The host keeps frames the transform has not returned; past this many payload bytes
+/// the transform counts as failed (it would otherwise grow the host without bound).
+const MAX_HELD_BYTES: usize = 32 << 20;
 
 /// After this many failures in a row (no successful push between), restarting stops.
 const MAX_RESTARTS_IN_A_ROW: u32 = 3;
@@ -55,11 +58,14 @@ struct Pending {
     frames: FrameList,
     /// The connection the frames in `frames` came from.
     connection_id: u64,
+    /// The connection the instance was last told of: frames replayed from the buffer can
+    /// come from an earlier one than the open connection.
+    instance_connection: u64,
     /// An event read while filling a list that must wait for the list's push.
     held: Option<SourceEvent>,
-    /// Frames pushed into the guest minus frames it has returned as records, rejections or
+    /// Frames pushed into the guest that it has not returned as records, rejections or
     /// drops.
-    in_guest: u64,
+    in_guest: HeldFrames,
     restarts_in_a_row: u32,
     /// The instance's busy time already added to the counters.
     busy_reported: Duration,
@@ -69,14 +75,14 @@ impl Pending {
     /// Packs frames into the list for the next push.
     fn take(&mut self, ready: &Frames) {
         for frame in &ready.frames {
-            self.frames.push(frame.sequence, frame.kind, &frame.payload, ready.received_at_ms);
+            self.frames.push(frame.sequence, frame.kind, &frame.payload, frame.received_at_ms);
         }
     }
 }
 
 impl ShaperLoop {
     /// Runs until the source is done, then flushes the transform.
-    pub fn run(self, events: mpsc::Receiver<SourceEvent>, handle: &Handle) -> Result<(), ShaperFailure> {
+    pub fn run(self, events: Intake, handle: &Handle) -> Result<(), CallError> {
         Running { shaper: self, pending: Pending::default(), ticked_at: Instant::now() }.run(events, handle)
     }
 }
@@ -89,7 +95,7 @@ struct Running {
 }
 
 impl Running {
-    fn run(mut self, mut events: mpsc::Receiver<SourceEvent>, handle: &Handle) -> Result<(), ShaperFailure> {
+    fn run(mut self, mut events: Intake, handle: &Handle) -> Result<(), CallError> {
         // Timers made on this thread need the runtime's context.
         let _runtime = handle.enter();
         loop {
@@ -103,7 +109,7 @@ impl Running {
             }
             let event = match self.pending.held.take() {
                 Some(event) => Some(event),
-                None => match handle.block_on(tokio::time::timeout(TICK_EVERY, events.recv())) {
+                None => match handle.block_on(tokio::time::timeout(TICK_EVERY, events.next())) {
                     Ok(event) => event,
                     Err(_elapsed) => {
                         self.tick()?;
@@ -124,80 +130,81 @@ impl Running {
                 }
                 Some(SourceEvent::Connected { connection_id, reply }) => {
                     self.pending.connection_id = connection_id;
-                    let outbound = match self.shaper.instance.on_connect(connection_id) {
-                        Ok(outbound) => outbound,
-                        Err(err) => {
-                            self.recover(err)?;
-                            self.shaper.instance.on_connect(connection_id).map_err(|err| self.failed(err))?
-                        }
-                    };
-                    let _ = reply.send(outbound);
+                    let _ = reply.send(self.connect(connection_id)?);
                 }
-                Some(SourceEvent::Oversized { sequence, connection_id, size, limit, received_at_ms }) => {
-                    let reason = format!("message of {size} bytes is over source.max_message_bytes ({limit})");
+                Some(SourceEvent::Unreadable { sequence, connection_id, received_at_ms, size, reason }) => {
                     let info = FrameInfo { sequence, connection_id, received_at_ms, kind: None, size };
-                    self.send(SinkItem::DeadLetter(DeadLetter::new(&reason, &self.shaper.url, info, None).to_line()));
+                    let line = DeadLetter::new(&reason, &self.shaper.url, info, None).to_line();
+                    self.send(SinkItem::DeadLetter { sequence, line });
                 }
             }
         }
         self.call(ShaperInstance::flush)?;
-        if self.pending.in_guest > 0 {
+        if !self.pending.in_guest.is_empty() {
             tracing::warn!(
-                frames = self.pending.in_guest,
-                "The transform kept frames without returning a record or a rejection for them."
+                frames = self.pending.in_guest.len(),
+                "The transform kept frames past its flush; they are dead-lettered."
             );
+            self.dead_letter_held("the transform kept this frame past its flush");
         }
         Ok(())
     }
 
     /// Takes whatever frames are already waiting, up to the push bounds (which one event
     /// may overshoot by its own bounds).
-    fn fill(&mut self, events: &mut mpsc::Receiver<SourceEvent>) {
+    fn fill(&mut self, events: &mut Intake) {
         let pending = &mut self.pending;
         while pending.frames.len() < MAX_PUSH_FRAMES && pending.frames.payload_bytes() < MAX_PUSH_BYTES {
-            match events.try_recv() {
-                Ok(SourceEvent::Frames(ready)) if ready.connection_id == pending.connection_id => pending.take(&ready),
-                Ok(other) => {
+            match events.try_next() {
+                Some(SourceEvent::Frames(ready)) if ready.connection_id == pending.connection_id => {
+                    pending.take(&ready)
+                }
+                Some(other) => {
                     pending.held = Some(other);
                     return;
                 }
-                Err(_) => return,
+                None => return,
             }
         }
     }
 
-    fn push(&mut self) -> Result<(), ShaperFailure> {
-        let count = self.pending.frames.len() as u64;
-        self.pending.in_guest += count;
-        let pushed = self.shaper.instance.push(&self.pending.frames, now_ms());
-        self.report_guest_use();
-        let output = match pushed {
-            Ok(output) => output,
+    /// Tells the instance of a connection; returns what to send on it first.
+    fn connect(&mut self, connection_id: u64) -> Result<Vec<Outbound>, CallError> {
+        let outbound = match self.shaper.instance.on_connect(connection_id) {
+            Ok(outbound) => outbound,
             Err(err) => {
-                // These frames are still ours: dead-letter them rather than lose them.
-                let reason = format!("the transform failed: {err}");
-                self.pending.in_guest -= count;
-                for &sequence in self.pending.frames.sequences() {
-                    self.reject(sequence, &reason);
-                }
-                self.pending.frames.clear();
-                return self.recover(err);
+                self.recover(err)?;
+                self.shaper.instance.on_connect(connection_id).map_err(|err| self.failed(err))?
             }
         };
-        self.pending.restarts_in_a_row = 0;
-        for rejection in &output.rejections {
-            self.reject(rejection.sequence, &rejection.reason);
+        self.pending.instance_connection = connection_id;
+        Ok(outbound)
+    }
+
+    fn push(&mut self) -> Result<(), CallError> {
+        if self.pending.instance_connection != self.pending.connection_id {
+            // Frames of an earlier connection, read back from the buffer: their records
+            // carry that connection's id; its greeting was sent long ago.
+            self.connect(self.pending.connection_id)?;
         }
-        let settled = output.rejections.len() + output.dropped.len();
-        self.pending.in_guest = self.pending.in_guest.saturating_sub(settled as u64);
-        Counters::add(&self.shaper.counters.frames_dropped, output.dropped.len() as u64);
-        self.deliver(Output { rejections: Vec::new(), dropped: Vec::new(), ..output });
-        self.pending.frames.clear();
+        let pushed = self.shaper.instance.push(&self.pending.frames, now_ms());
+        self.report_guest_use();
+        self.pending.in_guest.hold(std::mem::take(&mut self.pending.frames), self.pending.connection_id);
+        let output = match pushed {
+            Ok(output) => output,
+            Err(err) => return self.recover(err),
+        };
+        self.pending.restarts_in_a_row = 0;
+        self.route(output);
+        if self.pending.in_guest.bytes() > MAX_HELD_BYTES {
+            let failure = Failure::HoldsTooMuch { frames: self.pending.in_guest.len(), limit_bytes: MAX_HELD_BYTES };
+            return self.recover(CallError { instance: self.shaper.instance.name().to_owned(), call: "push", failure });
+        }
         self.recycle_if_swollen()
     }
 
     /// Replaces an instance close to its memory cap with a fresh one of the same transform.
-    fn recycle_if_swollen(&mut self) -> Result<(), ShaperFailure> {
+    fn recycle_if_swollen(&mut self) -> Result<(), CallError> {
         let (used, cap) = (self.shaper.instance.memory_bytes(), self.shaper.recipe.memory_bytes());
         if used * 100 < cap * RECYCLE_AT_PERCENT {
             return Ok(());
@@ -217,18 +224,18 @@ impl Running {
         Ok(())
     }
 
-    fn tick(&mut self) -> Result<(), ShaperFailure> {
+    fn tick(&mut self) -> Result<(), CallError> {
         self.ticked_at = Instant::now();
         self.call(|instance| instance.tick(now_ms()))
     }
 
     /// Runs a call that takes no frames (tick, flush) and delivers what it returns.
-    fn call(&mut self, run: impl Fn(&mut ShaperInstance) -> Result<Output, CallError>) -> Result<(), ShaperFailure> {
+    fn call(&mut self, run: impl Fn(&mut ShaperInstance) -> Result<Output, CallError>) -> Result<(), CallError> {
         let result = run(&mut self.shaper.instance);
         self.report_guest_use();
         match result {
             Ok(output) => {
-                self.deliver(output);
+                self.route(output);
                 Ok(())
             }
             Err(err) => self.recover(err),
@@ -237,7 +244,7 @@ impl Running {
 
     /// Switches to a new component at a batch boundary: the old instance is flushed and its
     /// records delivered before the new one takes the next frame.
-    fn swap(&mut self, transform: Transform) -> Result<(), ShaperFailure> {
+    fn swap(&mut self, transform: Transform) -> Result<(), CallError> {
         let instance = match self.shaper.recipe.instantiate(&transform, self.pending.connection_id) {
             Ok(instance) => instance,
             Err(err) => {
@@ -253,40 +260,41 @@ impl Running {
     }
 
     /// Flushes the running instance, delivering its records, then puts `instance` in its place.
-    fn switch_at_batch_boundary(&mut self, instance: ShaperInstance) -> Result<(), ShaperFailure> {
+    fn switch_at_batch_boundary(&mut self, instance: ShaperInstance) -> Result<(), CallError> {
         self.call(ShaperInstance::flush)?;
         self.replace_instance(instance);
         Ok(())
     }
 
-    /// After a failed call: restart the transform if the policy says so, else stop.
-    fn recover(&mut self, err: CallError) -> Result<(), ShaperFailure> {
-        let lost = std::mem::take(&mut self.pending.in_guest);
-        Counters::add(&self.shaper.counters.frames_lost, lost);
+    /// After a failed call: dead-letter the frames the instance held, then restart the
+    /// transform if the policy says so, else stop.
+    fn recover(&mut self, err: CallError) -> Result<(), CallError> {
+        let held = self.pending.in_guest.len();
+        self.dead_letter_held(&format!("the transform failed while holding this frame: {err}"));
         let restartable =
             self.shaper.policy == OnTransformError::Restart && self.pending.restarts_in_a_row < MAX_RESTARTS_IN_A_ROW;
         if !restartable {
-            tracing::error!(error = %err, frames_lost = lost, "The transform failed; stopping this pipeline.");
-            return Err((err, lost));
+            tracing::error!(error = %err, frames_dead_lettered = held, "The transform failed; stopping this pipeline.");
+            return Err(err);
         }
         match self.shaper.recipe.instantiate(&self.shaper.transform, self.pending.connection_id) {
             Ok(instance) => {
                 self.pending.restarts_in_a_row += 1;
                 Counters::add(&self.shaper.counters.transform_restarts, 1);
-                tracing::error!(error = %err, frames_lost = lost, "The transform failed; restarted it (on_transform_error: restart).");
+                tracing::error!(error = %err, frames_dead_lettered = held, "The transform failed; restarted it (on_transform_error: restart).");
                 self.replace_instance(instance);
                 Ok(())
             }
             Err(again) => {
                 tracing::error!(error = %again, "The transform cannot be restarted; stopping this pipeline.");
-                Err((err, lost))
+                Err(err)
             }
         }
     }
 
-    fn failed(&self, err: CallError) -> ShaperFailure {
+    fn failed(&self, err: CallError) -> CallError {
         tracing::error!(error = %err, "The restarted transform failed at once; stopping this pipeline.");
-        (err, 0)
+        err
     }
 
     fn report_guest_use(&mut self) {
@@ -301,27 +309,54 @@ impl Running {
     fn replace_instance(&mut self, instance: ShaperInstance) {
         self.shaper.instance = instance;
         self.pending.busy_reported = Duration::ZERO;
+        // Instantiated for `connection_id` (see `Recipe::instantiate`).
+        self.pending.instance_connection = self.pending.connection_id;
     }
 
-    /// Sends batches to the writer and outbound messages to the socket.
-    fn deliver(&mut self, output: Output) {
+    /// Routes what a call returned: rejections to the dead letters, batches to the writer,
+    /// outbound messages to the socket; each frame it names is no longer held.
+    fn route(&mut self, output: Output) {
+        for rejection in &output.rejections {
+            self.reject(rejection.sequence, &rejection.reason);
+        }
+        if !output.dropped.is_empty() {
+            self.settle(&output.dropped);
+            Counters::add(&self.shaper.counters.frames_dropped, output.dropped.len() as u64);
+            self.send(SinkItem::Dropped(output.dropped));
+        }
         for message in output.outbound {
             let _ = self.shaper.outbound.send(message);
         }
         for batch in output.batches {
-            self.pending.in_guest = self.pending.in_guest.saturating_sub(distinct_sequences(&batch.record_sequences));
+            self.settle(&batch.record_sequences);
             self.send(SinkItem::Records(batch));
         }
     }
 
-    fn reject(&self, sequence: u64, reason: &str) {
-        let Some((kind, payload, received_at_ms)) = self.pending.frames.find(sequence) else {
+    fn settle(&mut self, sequences: &[u64]) {
+        for &sequence in sequences {
+            self.pending.in_guest.settle(sequence);
+        }
+    }
+
+    fn reject(&mut self, sequence: u64, reason: &str) {
+        let Some(frame) = self.pending.in_guest.find(sequence) else {
             tracing::warn!(sequence, "The transform rejected a frame it was not given; ignored.");
             return;
         };
-        let connection_id = self.pending.connection_id;
-        let info = FrameInfo { sequence, connection_id, received_at_ms, kind: Some(kind), size: payload.len() };
-        self.send(SinkItem::DeadLetter(DeadLetter::new(reason, &self.shaper.url, info, Some(payload)).to_line()));
+        let line = dead_letter_line(&self.shaper.url, &frame, reason);
+        self.pending.in_guest.settle(sequence);
+        self.send(SinkItem::DeadLetter { sequence, line });
+    }
+
+    /// Dead-letters every frame the instance still holds, with `reason`.
+    fn dead_letter_held(&mut self, reason: &str) {
+        let mut lines = Vec::new();
+        let url = &self.shaper.url;
+        self.pending.in_guest.drain(|frame| lines.push((frame.sequence, dead_letter_line(url, &frame, reason))));
+        for (sequence, line) in lines {
+            self.send(SinkItem::DeadLetter { sequence, line });
+        }
     }
 
     /// Hands an item to the writer; if the writer is gone, its own error ends the run.
@@ -330,15 +365,13 @@ impl Running {
     }
 }
 
-/// Records from one frame share its sequence; count frames, not records.
-fn distinct_sequences(sequences: &[u64]) -> u64 {
-    let mut count = 0;
-    let mut last = None;
-    for &sequence in sequences {
-        if last != Some(sequence) {
-            count += 1;
-            last = Some(sequence);
-        }
-    }
-    count
+fn dead_letter_line(url: &str, frame: &HeldFrame<'_>, reason: &str) -> Vec<u8> {
+    let info = FrameInfo {
+        sequence: frame.sequence,
+        connection_id: frame.connection_id,
+        received_at_ms: frame.received_at_ms,
+        kind: Some(frame.kind),
+        size: frame.payload.len(),
+    };
+    DeadLetter::new(reason, url, info, Some(frame.payload)).to_line()
 }

@@ -1,64 +1,117 @@
 //! The writer: takes closed batches and dead letters off the bounded queue and writes
-//! them, counting only what was flushed to the destination.
+//! them, counting only what was flushed to the destination. With a disk buffer it also
+//! syncs the sinks once per commit interval and reports which frames are then settled.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use crate::buffer::{Progress, Settlement};
 use crate::metrics::Counters;
 use crate::runtime::Batch;
 use crate::sink::Sink;
 
-/// What the shaper hands the writer.
+/// What the shaper hands the writer; each item settles the frames it names.
 #[derive(Debug)]
 pub enum SinkItem {
     Records(Batch),
     /// One dead letter, already a JSON line.
-    DeadLetter(Vec<u8>),
+    DeadLetter {
+        sequence: u64,
+        line: Vec<u8>,
+    },
+    /// Frames the transform shaped into no record.
+    Dropped(Vec<u64>),
+}
+
+/// The disk buffer's bookkeeping.
+pub struct Durable {
+    pub settlement: Settlement,
+    pub progress: Progress,
 }
 
 pub struct Writer {
     destination: Sink,
     deadletter: Sink,
     counters: Arc<Counters>,
+    durable: Option<Durable>,
     /// Written into the buffers but not yet flushed: counted only once flushed.
     unflushed_records: u64,
     unflushed_dead_letters: u64,
+    /// Settled since the last report.
+    unreported: bool,
 }
 
+type WriteError = (String, std::io::Error);
+
 impl Writer {
-    pub fn new(destination: Sink, deadletter: Sink, counters: Arc<Counters>) -> Self {
-        Self { destination, deadletter, counters, unflushed_records: 0, unflushed_dead_letters: 0 }
+    pub fn new(destination: Sink, deadletter: Sink, counters: Arc<Counters>, durable: Option<Durable>) -> Self {
+        Self {
+            destination,
+            deadletter,
+            counters,
+            durable,
+            unflushed_records: 0,
+            unflushed_dead_letters: 0,
+            unreported: false,
+        }
     }
 
     /// Writes until the shaper is done; flushes whenever the queue runs empty, so lines
     /// reach the destination promptly without a syscall per dead letter.
-    pub fn run(mut self, mut items: mpsc::Receiver<SinkItem>) -> Result<(), (String, std::io::Error)> {
-        while let Some(item) = items.blocking_recv() {
+    pub fn run(mut self, mut items: mpsc::Receiver<SinkItem>, handle: &Handle) -> Result<(), WriteError> {
+        // Timers made on this thread need the runtime's context.
+        let _runtime = handle.enter();
+        let wait = self.durable.as_ref().map_or(Duration::MAX, |durable| durable.progress.interval());
+        loop {
+            let item = match handle.block_on(tokio::time::timeout(wait, items.recv())) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_idle) => {
+                    self.report_if_due()?;
+                    continue;
+                }
+            };
             self.write(item)?;
             while let Ok(item) = items.try_recv() {
                 self.write(item)?;
             }
             self.flush()?;
+            self.report_if_due()?;
         }
-        self.flush()
+        self.flush()?;
+        self.report()
     }
 
-    fn write(&mut self, item: SinkItem) -> Result<(), (String, std::io::Error)> {
+    fn write(&mut self, item: SinkItem) -> Result<(), WriteError> {
         match item {
             SinkItem::Records(batch) => {
                 write_to(&mut self.destination, &batch.lines)?;
                 self.unflushed_records += batch.len() as u64;
+                self.settle(&batch.record_sequences);
             }
-            SinkItem::DeadLetter(line) => {
+            SinkItem::DeadLetter { sequence, line } => {
                 write_to(&mut self.deadletter, &line)?;
                 self.unflushed_dead_letters += 1;
+                self.settle(&[sequence]);
             }
+            SinkItem::Dropped(sequences) => self.settle(&sequences),
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), (String, std::io::Error)> {
+    fn settle(&mut self, sequences: &[u64]) {
+        if let Some(durable) = &mut self.durable {
+            for &sequence in sequences {
+                durable.settlement.settle(sequence);
+            }
+            self.unreported = true;
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
         for sink in [&mut self.destination, &mut self.deadletter] {
             sink.flush().map_err(|err| (sink.name().to_owned(), err))?;
         }
@@ -66,8 +119,31 @@ impl Writer {
         Counters::add(&self.counters.frames_dead_lettered, std::mem::take(&mut self.unflushed_dead_letters));
         Ok(())
     }
+
+    fn report_if_due(&mut self) -> Result<(), WriteError> {
+        match &self.durable {
+            Some(durable) if durable.progress.due() => self.report(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the sinks durable, then tells the buffer what that settles.
+    fn report(&mut self) -> Result<(), WriteError> {
+        let Some(durable) = &mut self.durable else { return Ok(()) };
+        if !std::mem::take(&mut self.unreported) {
+            return Ok(());
+        }
+        let destination = sync(&mut self.destination)?;
+        let deadletter = sync(&mut self.deadletter)?;
+        durable.progress.report(&durable.settlement, destination, deadletter);
+        Ok(())
+    }
 }
 
-fn write_to(sink: &mut Sink, bytes: &[u8]) -> Result<(), (String, std::io::Error)> {
+fn sync(sink: &mut Sink) -> Result<Option<crate::buffer::SinkMark>, WriteError> {
+    sink.sync().map_err(|err| (sink.name().to_owned(), err))
+}
+
+fn write_to(sink: &mut Sink, bytes: &[u8]) -> Result<(), WriteError> {
     sink.write(bytes).map_err(|err| (sink.name().to_owned(), err))
 }

@@ -37,6 +37,8 @@ pub enum Failure {
     InvalidOutput(String),
     #[error("it failed earlier and cannot be called again")]
     Poisoned,
+    #[error("it holds {frames} frames without returning them, over the host's {limit_bytes}-byte bound")]
+    HoldsTooMuch { frames: usize, limit_bytes: usize },
 }
 
 fn said(last_words: &Option<String>) -> String {

@@ -22,6 +22,7 @@ pub use session::{MAX_QUEUED_BYTES, now_ms};
 use backoff::Backoff;
 use session::{Session, SessionContext, SessionEnd};
 
+use crate::buffer::SourceStart;
 use crate::config::SourceConfig;
 use crate::metrics::Counters;
 use crate::runtime::{FrameKind, Mode, Outbound};
@@ -38,18 +39,19 @@ pub enum SourceEvent {
     Connected { connection_id: u64, reply: oneshot::Sender<Vec<Outbound>> },
     /// Data frames read together: one event (and one wake-up of the shaper) for all of them.
     Frames(Frames),
-    /// A message over `max_message_bytes`; only its size is known.
-    Oversized { sequence: u64, connection_id: u64, size: usize, limit: usize, received_at_ms: u64 },
+    /// A message that could not be read (over `max_message_bytes`, or text that is not
+    /// UTF-8): it goes to the dead letters with `reason`, its payload unknown.
+    Unreadable { sequence: u64, connection_id: u64, received_at_ms: u64, size: usize, reason: String },
 }
 
 /// Data frames that were ready on the socket at the same moment.
 #[derive(Debug)]
 pub struct Frames {
     pub connection_id: u64,
-    pub received_at_ms: u64,
     pub frames: Vec<Frame>,
-    /// Their place in the bounded queue, given back when the shaper has taken them.
-    pub _queued: OwnedSemaphorePermit,
+    /// Their place in the socket's bounded queue, given back once they are taken (`None`
+    /// when read back from the buffer's log).
+    pub _queued: Option<OwnedSemaphorePermit>,
 }
 
 /// One received data frame.
@@ -58,6 +60,7 @@ pub struct Frame {
     pub sequence: u64,
     pub kind: FrameKind,
     pub payload: bytes::Bytes,
+    pub received_at_ms: u64,
 }
 
 /// The channels between the source and the rest of the pipeline.
@@ -67,18 +70,21 @@ pub struct SourceLinks {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Runs the source to its end. Only a batch run that never connected is an error.
+/// Runs the source to its end, numbering frames and connections on from `start`. Only a
+/// batch run that never connected is an error.
 pub async fn run(
     config: &SourceConfig,
     tls: Option<&Arc<ClientConfig>>,
     mut links: SourceLinks,
     counters: &Counters,
+    start: SourceStart,
 ) -> Result<(), ConnectError> {
     let queue = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
     let mut backoff = Backoff::new(config.reconnect);
-    let mut next_sequence = 0;
+    let mut next_sequence = start.next_sequence;
     let mut last_message = Instant::now();
-    let mut connection_id = 0;
+    let mut connection_id = start.last_connection;
+    let mut connected_once = false;
     let mut short_sessions = 0;
     loop {
         if *links.shutdown.borrow() {
@@ -92,7 +98,7 @@ pub async fn run(
             Ok(socket) => socket,
             Err(err) => {
                 Counters::add(&counters.connect_failures, 1);
-                if config.mode == Mode::Batch && connection_id == 0 {
+                if config.mode == Mode::Batch && !connected_once {
                     return Err(err);
                 }
                 if config.mode == Mode::Batch && last_message.elapsed() >= config.idle_timeout {
@@ -109,9 +115,10 @@ pub async fn run(
         };
         connection_id += 1;
         Counters::add(&counters.connections, 1);
-        if connection_id > 1 {
+        if connected_once {
             Counters::add(&counters.reconnects, 1);
         }
+        connected_once = true;
         tracing::info!(url = %config.redacted_url, connection_id, "Connected.");
         let started = Instant::now();
         let ctx = SessionContext {

@@ -127,8 +127,16 @@ impl<'a> Session<'a> {
         let message = match message {
             None => return Err(SessionEnd::Dropped { reason: "the connection ended without a close frame".into() }),
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                self.oversized(size, max_size).await?;
+                let reason = format!("message of {size} bytes is over source.max_message_bytes ({max_size})");
+                self.unreadable(size, reason).await?;
                 return Err(SessionEnd::Dropped { reason: format!("a message of {size} bytes was over the limit") });
+            }
+            Some(Err(WsError::Utf8(detail))) => {
+                let reason = format!(
+                    "a text message is not valid UTF-8 ({detail}), against RFC 6455; its size and payload are unknown"
+                );
+                self.unreadable(0, reason).await?;
+                return Err(SessionEnd::Dropped { reason: format!("a text message was not valid UTF-8: {detail}") });
             }
             Some(Err(err)) => return Err(SessionEnd::Dropped { reason: err.to_string() }),
             Some(Ok(message)) => message,
@@ -154,7 +162,7 @@ impl<'a> Session<'a> {
         let received_at_ms = now_ms();
         *self.ctx.last_message = Instant::now();
         let mut bytes = payload.len();
-        let mut frames = vec![Frame { sequence: self.take_sequence(), kind, payload }];
+        let mut frames = vec![Frame { sequence: self.take_sequence(), kind, payload, received_at_ms }];
         while frames.len() < MAX_FRAMES_PER_EVENT && bytes < MAX_BYTES_PER_EVENT {
             let (kind, payload) = match self.socket.next().now_or_never() {
                 None => break,
@@ -166,27 +174,27 @@ impl<'a> Session<'a> {
                 }
             };
             bytes += payload.len();
-            frames.push(Frame { sequence: self.take_sequence(), kind, payload });
+            frames.push(Frame { sequence: self.take_sequence(), kind, payload, received_at_ms });
         }
         Counters::add(&self.ctx.counters.frames_received, frames.len() as u64);
         Counters::add(&self.ctx.counters.bytes_received, bytes as u64);
         let permits = u32::try_from(bytes.clamp(1, MAX_QUEUED_BYTES)).expect("MAX_QUEUED_BYTES fits u32");
         let queued =
             Arc::clone(self.ctx.queue).acquire_many_owned(permits).await.map_err(|_| SessionEnd::PipelineGone)?;
-        let event = Frames { connection_id: self.connection_id, received_at_ms, frames, _queued: queued };
+        let event = Frames { connection_id: self.connection_id, frames, _queued: Some(queued) };
         self.ctx.events.send(SourceEvent::Frames(event)).await.map_err(|_| SessionEnd::PipelineGone)
     }
 
-    async fn oversized(&mut self, size: usize, limit: usize) -> Result<(), SessionEnd> {
+    async fn unreadable(&mut self, size: usize, reason: String) -> Result<(), SessionEnd> {
         Counters::add(&self.ctx.counters.frames_received, 1);
         Counters::add(&self.ctx.counters.bytes_received, size as u64);
         let sequence = self.take_sequence();
-        let event = SourceEvent::Oversized {
+        let event = SourceEvent::Unreadable {
             sequence,
             connection_id: self.connection_id,
-            size,
-            limit,
             received_at_ms: now_ms(),
+            size,
+            reason,
         };
         self.ctx.events.send(event).await.map_err(|_| SessionEnd::PipelineGone)
     }

@@ -51,8 +51,13 @@ impl Finished {
 
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_skippr"));
+    command.args(args);
+    in_test_env(command, dir)
+}
+
+/// Sets up `command` (skippr, or a shell that runs it) the way every test runs skippr.
+pub fn in_test_env(mut command: Command, dir: &Path) -> Command {
     command
-        .args(args)
         .current_dir(dir)
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
