@@ -17,8 +17,14 @@ check FILE="":
 
 # Run every test: guest logic natively, the runtime, and the binary against real servers.
 [group('test')]
-test:
+test: services
     cargo test --workspace
+
+# Start the real servers the tests use on loopback (PostgreSQL on 127.0.0.1:55432); the
+# tests also start them when nothing answers. `just services stop` stops them.
+[group('test')]
+services ACTION="start":
+    scripts/services {{ACTION}}
 
 # Build the Python and JavaScript example transforms (componentize-py and npm).
 [group('build')]
@@ -35,7 +41,7 @@ new NAME LANG="rust":
 # with each example transform, then the sandbox boundary against native shaping, and what a
 # tenant costs.
 [group('test')]
-bench: examples
+bench: examples services
     cargo build --release -p skippr
     cargo run --release -p skippr-bench
     cargo bench -p skippr --bench boundary --bench tenants

@@ -6,6 +6,7 @@
 mod baseline;
 mod flood;
 mod latency;
+mod postgres;
 mod skippr;
 mod usage;
 
@@ -57,6 +58,16 @@ fn main() -> anyhow::Result<()> {
             row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
             rows.push(row);
         }
+        if matches!(shape, Shape::Trade) {
+            match postgres::reachable(&tokio) {
+                Ok(()) => {
+                    let mut row = throughput(&tokio, &dir, shape, count, epoch, Target::Postgres)?;
+                    row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
+                    rows.push(row);
+                }
+                Err(err) => eprintln!("skipping the PostgreSQL scenario: {err:#} (run `just services`)"),
+            }
+        }
     }
     rows.extend(example_transforms(&tokio, &dir, epoch)?);
     for rate in [1_000, 10_000] {
@@ -80,6 +91,8 @@ enum Target<'a> {
         name: &'a str,
         transform: &'a skippr::Transform<'a>,
     },
+    /// Into PostgreSQL, in one table, through the memory buffer.
+    Postgres,
 }
 
 /// The transforms of examples/transforms, each on the feed it is written for, against the
@@ -142,7 +155,7 @@ fn throughput(
         }
         Target::Skippr { wss, buffer } => {
             let tls = if wss { "  tls: {ca_file: ca.pem}\n" } else { "" };
-            let run = skippr::run_batch(dir, &url, tls, buffer, None)?;
+            let run = skippr::run_batch(dir, &url, tls, skippr::FILE_SINKS, buffer, None)?;
             let lines = count_lines(&dir.join("out.jsonl"))? + count_lines(&dir.join("dead.jsonl")).unwrap_or(0);
             anyhow::ensure!(lines == count, "skippr wrote {lines} of {count}");
             let name =
@@ -150,11 +163,19 @@ fn throughput(
             (name, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
         Target::Example { name, transform } => {
-            let run = skippr::run_batch(dir, &url, "", "memory", Some(transform))?;
+            let run = skippr::run_batch(dir, &url, "", skippr::FILE_SINKS, "memory", Some(transform))?;
             // Every example keeps every message of its feed: one record each, no dead letter.
             let records = count_lines(&dir.join("out.jsonl"))?;
             anyhow::ensure!(records == count, "the {name} example wrote {records} records of {count}");
             let scenario = format!("skippr + {name}, {}", shape.name());
+            (scenario, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
+        }
+        Target::Postgres => {
+            tokio.block_on(postgres::drop_table(postgres::TABLE))?;
+            let run = skippr::run_batch(dir, &url, "", &postgres::sinks(), "memory", None)?;
+            let rows = tokio.block_on(postgres::count(postgres::TABLE))?;
+            anyhow::ensure!(rows == count, "skippr wrote {rows} rows of {count}");
+            let scenario = format!("skippr run batch, ws → PostgreSQL, {}", shape.name());
             (scenario, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
     };

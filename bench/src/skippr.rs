@@ -43,12 +43,16 @@ pub fn compile_into_disk_cache(component: &Path, options: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Batch mode into a JSON Lines file, through a `buffer` of that kind (`memory` or
+/// Records and dead letters into JSON Lines files.
+pub const FILE_SINKS: &str = "destination: {kind: file, path: out.jsonl}\ndeadletter: {kind: file, path: dead.jsonl}\n";
+
+/// Batch mode into `sinks` (YAML sections), through a `buffer` of that kind (`memory` or
 /// `disk`); ends when the flood server closes.
 pub fn run_batch(
     dir: &Path,
     url: &str,
     source_extra: &str,
+    sinks: &str,
     buffer: &str,
     transform: Option<&Transform<'_>>,
 ) -> anyhow::Result<Run> {
@@ -58,8 +62,7 @@ pub fn run_batch(
     });
     let config = format!(
         "source:\n  kind: websocket\n  url: '{url}'\n  mode: batch\n  idle_timeout_seconds: 5\n{source_extra}\
-         {transform}destination: {{kind: file, path: out.jsonl}}\ndeadletter: {{kind: file, path: dead.jsonl}}\n\
-         buffer: {{kind: {buffer}}}\n"
+         {transform}{sinks}buffer: {{kind: {buffer}}}\n"
     );
     std::fs::write(dir.join("skippr.yaml"), config)?;
     for stale in ["out.jsonl", "dead.jsonl"] {

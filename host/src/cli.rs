@@ -180,12 +180,19 @@ pub enum ModeArg {
 
 #[derive(Debug, Args)]
 pub struct SinkArgs {
-    /// stdout, stderr, or file (JSON Lines, appended).
+    /// stdout, stderr, file (JSON Lines, appended) or postgres.
     #[arg(value_enum)]
     pub kind: SinkKindArg,
     /// The file to append to, for `file`.
     #[arg(long, required_if_eq("kind", "file"))]
     pub path: Option<PathBuf>,
+    /// The database, for `postgres`: postgres://user:password@host:5432/database. A
+    /// password goes to .env.local as DATABASE_URL, never into skippr.yaml.
+    #[arg(long, required_if_eq("kind", "postgres"))]
+    pub url: Option<String>,
+    /// For `postgres`: the table (default: one per namespace, or skippr_deadletters).
+    #[arg(long)]
+    pub table: Option<String>,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -195,6 +202,7 @@ pub enum SinkKindArg {
     Stdout,
     Stderr,
     File,
+    Postgres,
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,6 +296,9 @@ fn sink(args: SinkArgs, section: &str) -> (PathBuf, Result<config::EditReport, S
         (SinkKindArg::Stdout, _) => ConnectDestination::Stdout,
         (SinkKindArg::Stderr, _) => ConnectDestination::Stderr,
         (SinkKindArg::File, path) => ConnectDestination::File(path.unwrap_or_default()),
+        (SinkKindArg::Postgres, _) => {
+            ConnectDestination::Postgres { url: args.url.unwrap_or_default(), table: args.table }
+        }
     };
     let result = config::connect_destination(&args.config.config, section, &target);
     (args.config.config, result)

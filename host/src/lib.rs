@@ -13,6 +13,7 @@
 //! - [`redact`]: keeping secrets out of logs and errors.
 //! - [`demo`], [`transform_check`]: `skippr demo` and `skippr transform check`.
 
+pub mod backoff;
 pub mod buffer;
 pub mod cli;
 pub mod config;

@@ -6,57 +6,17 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::SinkExt as _;
 use tokio::io::AsyncReadExt as _;
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::binary::{Workdir, command, finish, in_test_env, run};
 use crate::support::fixture;
+use crate::support::flood::start_numbering_server;
 use crate::support::server::{self, Handshake, Script, Step};
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// A server that numbers its messages `{"id":n,"pad":…}` across all connections from one
-/// counter, `burst` at a time every `every`, until `total` are sent; then it stays silent.
-/// Returns its URL and how many it has sent.
-async fn start_numbering_server(total: u64, pad: usize, burst: u64, every: Duration) -> (String, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/numbers", listener.local_addr().unwrap());
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&sent);
-    let pad = "x".repeat(pad);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (counter, pad) = (Arc::clone(&counter), pad.clone());
-            tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(tcp).await else { return };
-                let mut tick = tokio::time::interval(every);
-                while counter.load(Ordering::SeqCst) < total {
-                    tick.tick().await;
-                    for _ in 0..burst {
-                        let id = counter.load(Ordering::SeqCst);
-                        if id >= total
-                            || socket.feed(Message::text(format!(r#"{{"id":{id},"pad":"{pad}"}}"#))).await.is_err()
-                        {
-                            return;
-                        }
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    if socket.flush().await.is_err() {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-            });
-        }
-    });
-    (url, sent)
-}
 
 fn config(url: &str, mode: &str, extra: &str) -> String {
     format!(
@@ -67,7 +27,7 @@ fn config(url: &str, mode: &str, extra: &str) -> String {
     )
 }
 
-fn random_below(bound: u64) -> u64 {
+pub fn random_below(bound: u64) -> u64 {
     std::collections::hash_map::RandomState::new().build_hasher().finish() % bound
 }
 
@@ -82,7 +42,7 @@ fn delivered_sequences(dir: &Workdir, record_sequence: &str) -> Vec<u64> {
 /// Sequences are handed out at receipt and go on from the log after a restart, so if every
 /// accepted frame is delivered once, they are exactly 0..n: a lost accepted frame leaves
 /// a gap, a duplicate shows twice.
-fn assert_each_sequence_once(sequences: &[u64]) {
+pub fn assert_each_sequence_once(sequences: &[u64]) {
     let distinct: BTreeSet<u64> = sequences.iter().copied().collect();
     assert_eq!(distinct.len(), sequences.len(), "a sequence was delivered twice");
     let expected: BTreeSet<u64> = (0..sequences.len() as u64).collect();
@@ -126,7 +86,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_no_accepted_record() {
     );
 }
 
-fn recovered_count(stderr: &str) -> u64 {
+pub fn recovered_count(stderr: &str) -> u64 {
     let Some(line) = stderr.lines().find(|line| line.contains("Recovered accepted frames")) else { return 0 };
     let count = line.split("frames=").nth(1).and_then(|rest| rest.split(' ').next()).unwrap();
     count.parse().unwrap()

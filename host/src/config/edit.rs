@@ -120,11 +120,13 @@ pub enum ConnectDestination {
     Stdout,
     Stderr,
     File(PathBuf),
+    Postgres { url: String, table: Option<String> },
 }
 
 /// Sets the `destination:` or `deadletter:` section.
 pub fn connect_destination(path: &Path, section: &str, target: &ConnectDestination) -> Result<EditReport, String> {
     let mut map = Mapping::new();
+    let mut report = EditReport { lines: vec![format!("Wrote the {section} section to {}.", path.display())] };
     match target {
         ConnectDestination::Stdout => map.insert("kind".into(), "stdout".into()),
         ConnectDestination::Stderr => map.insert("kind".into(), "stderr".into()),
@@ -132,10 +134,37 @@ pub fn connect_destination(path: &Path, section: &str, target: &ConnectDestinati
             map.insert("kind".into(), "file".into());
             map.insert("path".into(), Value::String(file.display().to_string()))
         }
+        ConnectDestination::Postgres { url, table } => {
+            map.insert("kind".into(), "postgres".into());
+            let url = database_url_value(path, url, &mut report)?;
+            if let Some(table) = table {
+                map.insert("table".into(), Value::String(table.clone()));
+            }
+            map.insert("url".into(), Value::String(url))
+        }
     };
     let text = read_or_empty(path)?;
     write_section(path, &text, section, Value::Mapping(map))?;
-    Ok(EditReport { lines: vec![format!("Wrote the {section} section to {}.", path.display())] })
+    Ok(report)
+}
+
+/// A database URL with a password is kept in .env.local as DATABASE_URL; skippr.yaml gets
+/// the reference.
+fn database_url_value(path: &Path, url: &str, report: &mut EditReport) -> Result<String, String> {
+    if url.starts_with("${") {
+        return Ok(url.to_owned());
+    }
+    let parsed = url::Url::parse(url).map_err(|err| format!("--url `{url}` is not a valid URL: {err}"))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(format!("--url must be postgres://…, not {}://", parsed.scheme()));
+    }
+    if parsed.password().is_none() {
+        return Ok(url.to_owned());
+    }
+    let env_local = path.parent().unwrap_or(Path::new("")).join(".env.local");
+    write_env_local(&env_local, &[("DATABASE_URL".to_owned(), url.to_owned())])?;
+    report.lines.push(format!("The URL carries a password: stored in {} as DATABASE_URL.", env_local.display()));
+    Ok("${DATABASE_URL}".to_owned())
 }
 
 /// Whether a ws/wss URL carries credentials (a password or secret-looking parameters);

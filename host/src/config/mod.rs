@@ -11,5 +11,6 @@ pub use env::EnvFiles;
 pub use raw::{DEFAULT_CONFIG_FILE, RawConfig, RawTransform, parse};
 pub use validate::{
     BufferConfig, BufferKind, ConfigError, DestinationConfig, Header, LimitPolicy, OnTransformError, PipelineConfig,
-    ProxyConfig, ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load, validate_raw,
+    PostgresConfig, ProxyConfig, ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load,
+    validate_raw,
 };

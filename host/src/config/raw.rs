@@ -174,11 +174,20 @@ pub struct RawBuffer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
-    /// stdout, stderr or file.
+    /// stdout, stderr, file or postgres.
     pub kind: String,
     /// For `file`: the JSON Lines file to append to.
     #[serde(default)]
     pub path: Option<String>,
+    /// For `postgres`: `postgres://user:password@host:port/database`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For `postgres`: the table (default: one per namespace; `skippr_deadletters` for dead
+    /// letters) and its schema (default: the search path's).
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 fn default_on_transform_error() -> String {

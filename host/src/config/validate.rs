@@ -180,6 +180,22 @@ pub enum SinkKind {
     Stdout,
     Stderr,
     File(PathBuf),
+    Postgres(PostgresConfig),
+}
+
+/// A PostgreSQL destination; the URL may hold a password, so only `shown` is ever printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    pub url: String,
+    pub shown: String,
+    pub table: Option<String>,
+    pub schema: Option<String>,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} table={:?} schema={:?}", self.shown, self.table, self.schema)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -601,6 +617,13 @@ impl Problems<'_> {
     }
 
     fn sink(&mut self, section: &str, raw: &RawSink) -> Option<DestinationConfig> {
+        if raw.kind == "postgres" {
+            return self.postgres(section, raw).map(|config| DestinationConfig { kind: SinkKind::Postgres(config) });
+        }
+        if raw.url.is_some() || raw.table.is_some() || raw.schema.is_some() {
+            self.push(format!("{section}: `url`, `table` and `schema` are for kind `postgres`, not `{}`", raw.kind));
+            return None;
+        }
         let kind = match (raw.kind.as_str(), &raw.path) {
             ("stdout", None) => SinkKind::Stdout,
             ("stderr", None) => SinkKind::Stderr,
@@ -614,12 +637,52 @@ impl Problems<'_> {
                 return None;
             }
             (other, _) => {
-                self.push(format!("{section}.kind: `{other}` is not supported; use `stdout`, `stderr` or `file`"));
+                self.push(format!(
+                    "{section}.kind: `{other}` is not supported; use `stdout`, `stderr`, `file` or `postgres`"
+                ));
                 return None;
             }
         };
         Some(DestinationConfig { kind })
     }
+
+    fn postgres(&mut self, section: &str, raw: &RawSink) -> Option<PostgresConfig> {
+        let Some(text) = &raw.url else {
+            self.push(format!(
+                "{section}: kind `postgres` needs a `url`, such as url: ${{DATABASE_URL}} (postgres://user:password@host:5432/database)"
+            ));
+            return None;
+        };
+        let (url, _) = self.resolve(&format!("{section}.url"), text)?;
+        let parsed = match Url::parse(&url) {
+            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => parsed,
+            Ok(parsed) => {
+                self.push(format!("{section}.url must be postgres://…, not {}://", parsed.scheme()));
+                return None;
+            }
+            Err(err) => {
+                self.push(format!(
+                    "{section}.url is not a URL ({err}); use postgres://user:password@host:5432/database"
+                ));
+                return None;
+            }
+        };
+        for (field, name) in [("table", &raw.table), ("schema", &raw.schema)] {
+            if let Some(name) = name.as_deref().filter(|name| !is_identifier(name)) {
+                self.push(format!(
+                    "{section}.{field}: `{name}` is not a plain SQL name (letters, digits and `_`, at most 63, not starting with a digit)"
+                ));
+            }
+        }
+        Some(PostgresConfig { shown: redact_url(&parsed), url, table: raw.table.clone(), schema: raw.schema.clone() })
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
 }
 
 fn proxy_from_env(url: &Url) -> Option<(&'static str, String)> {
@@ -668,6 +731,55 @@ mod tests {
         assert_eq!(config.destination.kind, SinkKind::Stdout);
         assert_eq!(config.deadletter.kind, SinkKind::Stderr);
         assert_eq!(config.transform, TransformConfig { path: None, options_json: "{}".into() });
+    }
+
+    #[test]
+    fn the_buffer_is_on_disk_beside_the_config_unless_told_otherwise() {
+        let config = check("source: {kind: websocket, url: 'ws://h'}\n").unwrap();
+        assert_eq!(config.buffer.kind, BufferKind::Disk("/cfg/.skippr/buffer/test".into()));
+        assert_eq!(config.buffer.commit_interval, Duration::from_millis(50));
+        let config = check("source: {kind: websocket, url: 'ws://h'}\nbuffer: {kind: memory}\n").unwrap();
+        assert_eq!(config.buffer.kind, BufferKind::Memory);
+        let problems = check(
+            "source: {kind: websocket, url: 'ws://h', max_message_bytes: 5000000}\nbuffer: {kind: tape, max_bytes: 4000000, commit_interval_ms: 0}\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        for expected in [
+            "buffer.kind: `tape` is not supported; use `disk` or `memory`",
+            "buffer.commit_interval_ms: 0 must be between 1 and 10000",
+        ] {
+            assert!(problems.contains(expected), "{expected}\n{problems}");
+        }
+        let problems = check("source: {kind: websocket, url: 'ws://h'}\nbuffer: {max_bytes: 4000000}\n").unwrap_err();
+        assert!(
+            problems[0].contains("source.max_message_bytes (16777216) is over buffer.max_bytes (4000000)"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_postgres_destination_hides_its_password_and_checks_its_names() {
+        let yaml = "source: {kind: websocket, url: 'ws://h'}\ndestination: {kind: postgres, url: 'postgres://u:s3cret@db:5432/x', table: trades}\n";
+        let SinkKind::Postgres(postgres) = check(yaml).unwrap().destination.kind else { panic!("postgres") };
+        assert_eq!(postgres.shown, "postgres://u:***@db:5432/x");
+        assert!(!format!("{postgres:?}").contains("s3cret"));
+        assert_eq!(postgres.table.as_deref(), Some("trades"));
+        let problems = check(
+            "source: {kind: websocket, url: 'ws://h'}\ndestination: {kind: postgres, url: 'mysql://h/x', table: 'a b'}\ndeadletter: {kind: postgres}\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        for expected in
+            ["destination.url must be postgres://…, not mysql://", "deadletter: kind `postgres` needs a `url`"]
+        {
+            assert!(problems.contains(expected), "{expected}\n{problems}");
+        }
+        let problems = check(
+            "source: {kind: websocket, url: 'ws://h'}\ndestination: {kind: postgres, url: 'postgres://h/x', schema: '1x'}\n",
+        )
+        .unwrap_err();
+        assert!(problems[0].contains("destination.schema: `1x` is not a plain SQL name"), "{problems:?}");
     }
 
     #[test]

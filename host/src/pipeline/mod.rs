@@ -19,7 +19,7 @@ use crate::buffer::Buffer;
 use crate::config::{ConfigError, PipelineConfig};
 use crate::metrics::{Counters, Summary};
 use crate::runtime::{CallError, Runtime, ShaperInstance, Transform};
-use crate::sink::Sink;
+use crate::sink::{Role, Sink};
 use crate::source::{self, ConnectError, SourceLinks};
 use recipe::Recipe;
 
@@ -78,10 +78,11 @@ pub fn prepare(config: PipelineConfig, runtime: &Runtime, config_path: &Path) ->
     let buffer = Buffer::open(&config.buffer, [&config.destination.kind, &config.deadletter.kind])
         .map_err(|err| problems.push(err))
         .ok();
-    let destination =
-        Sink::open(&config.destination.kind).map_err(|err| problems.push(format!("destination: {err}"))).ok();
-    let deadletter =
-        Sink::open(&config.deadletter.kind).map_err(|err| problems.push(format!("deadletter: {err}"))).ok();
+    let open = |kind, role, section: &str, problems: &mut Vec<String>| {
+        Sink::open(kind, &config.name, role).map_err(|err| problems.push(format!("{section}: {err}"))).ok()
+    };
+    let destination = open(&config.destination.kind, Role::Records, "destination", &mut problems);
+    let deadletter = open(&config.deadletter.kind, Role::DeadLetters, "deadletter", &mut problems);
     match (transform, instance, destination, deadletter, buffer) {
         (Some(transform), Some(instance), Some(destination), Some(deadletter), Some(buffer)) if problems.is_empty() => {
             let runtime = runtime.clone();

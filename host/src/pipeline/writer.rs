@@ -88,12 +88,14 @@ impl Writer {
     fn write(&mut self, item: SinkItem) -> Result<(), WriteError> {
         match item {
             SinkItem::Records(batch) => {
-                write_to(&mut self.destination, &batch.lines)?;
+                let sink = &mut self.destination;
+                sink.write_batch(&batch).map_err(|err| (sink.name().to_owned(), err))?;
                 self.unflushed_records += batch.len() as u64;
                 self.settle(&batch.record_sequences);
             }
             SinkItem::DeadLetter { sequence, line } => {
-                write_to(&mut self.deadletter, &line)?;
+                let sink = &mut self.deadletter;
+                sink.write_dead_letter(&line).map_err(|err| (sink.name().to_owned(), err))?;
                 self.unflushed_dead_letters += 1;
                 self.settle(&[sequence]);
             }
@@ -142,8 +144,4 @@ impl Writer {
 
 fn sync(sink: &mut Sink) -> Result<Option<crate::buffer::SinkMark>, WriteError> {
     sink.sync().map_err(|err| (sink.name().to_owned(), err))
-}
-
-fn write_to(sink: &mut Sink, bytes: &[u8]) -> Result<(), WriteError> {
-    sink.write(bytes).map_err(|err| (sink.name().to_owned(), err))
 }

@@ -1,7 +1,6 @@
 //! The WebSocket source: connects (URL, proxy, TLS, headers), runs sessions, and
 //! reconnects with backoff until stopped, idle (batch mode) or unable to connect at all.
 
-mod backoff;
 mod connect;
 mod keepalive;
 mod proxy;
@@ -19,7 +18,7 @@ use tokio::time::Instant;
 pub use connect::ConnectError;
 pub use session::{MAX_QUEUED_BYTES, now_ms};
 
-use backoff::Backoff;
+use crate::backoff::Backoff;
 use session::{Session, SessionContext, SessionEnd};
 
 use crate::buffer::SourceStart;

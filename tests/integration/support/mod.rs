@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
 pub mod binary;
+pub mod flood;
+pub mod postgres;
 pub mod proxy;
 pub mod python;
 pub mod server;
