@@ -6,7 +6,7 @@
 mod baseline;
 mod flood;
 mod latency;
-mod postgres;
+mod remote;
 mod skippr;
 mod usage;
 
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flood::{Flood, Sent, Shape};
+use remote::Remote;
 
 /// Messages per throughput scenario: enough for a few seconds at full speed.
 const MESSAGES: u64 = 400_000;
@@ -58,15 +59,15 @@ fn main() -> anyhow::Result<()> {
             row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
             rows.push(row);
         }
-        if matches!(shape, Shape::Trade) {
-            match postgres::reachable(&tokio) {
-                Ok(()) => {
-                    let mut row = throughput(&tokio, &dir, shape, count, epoch, Target::Postgres)?;
-                    row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
-                    rows.push(row);
-                }
-                Err(err) => eprintln!("skipping the PostgreSQL scenario: {err:#} (run `just services`)"),
+        let remotes: &[Remote] = if matches!(shape, Shape::Trade) { &[Remote::Postgres, Remote::Nats] } else { &[] };
+        for &remote in remotes {
+            if let Err(err) = tokio.block_on(remote.reset()) {
+                eprintln!("skipping the {} scenario: {err:#} (run `just services`)", remote.name());
+                continue;
             }
+            let mut row = throughput(&tokio, &dir, shape, count, epoch, Target::Remote(remote))?;
+            row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
+            rows.push(row);
         }
     }
     rows.extend(example_transforms(&tokio, &dir, epoch)?);
@@ -91,8 +92,8 @@ enum Target<'a> {
         name: &'a str,
         transform: &'a skippr::Transform<'a>,
     },
-    /// Into PostgreSQL, in one table, through the memory buffer.
-    Postgres,
+    /// Into PostgreSQL or NATS JetStream, through the memory buffer.
+    Remote(Remote),
 }
 
 /// The transforms of examples/transforms, each on the feed it is written for, against the
@@ -170,12 +171,11 @@ fn throughput(
             let scenario = format!("skippr + {name}, {}", shape.name());
             (scenario, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
-        Target::Postgres => {
-            tokio.block_on(postgres::drop_table(postgres::TABLE))?;
-            let run = skippr::run_batch(dir, &url, "", &postgres::sinks(), "memory", None)?;
-            let rows = tokio.block_on(postgres::count(postgres::TABLE))?;
-            anyhow::ensure!(rows == count, "skippr wrote {rows} rows of {count}");
-            let scenario = format!("skippr run batch, ws → PostgreSQL, {}", shape.name());
+        Target::Remote(remote) => {
+            let run = skippr::run_batch(dir, &url, "", &remote.sinks(), "memory", None)?;
+            let stored = tokio.block_on(remote.count())?;
+            anyhow::ensure!(stored == count, "skippr stored {stored} records of {count} in {}", remote.name());
+            let scenario = format!("skippr run batch, ws → {}, {}", remote.name(), shape.name());
             (scenario, run.finished, run.cpu, Some(run.peak_rss_kib as f64 / 1024.0))
         }
     };

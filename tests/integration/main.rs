@@ -11,6 +11,7 @@ mod durability;
 mod examples;
 mod faults;
 mod hostile;
+mod nats;
 mod postgres;
 mod runtime;
 mod source;

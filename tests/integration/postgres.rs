@@ -45,6 +45,7 @@ async fn ids(client: &tokio_postgres::Client, table: &str) -> (i64, i64) {
 /// dead-letter table with their reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn records_and_dead_letters_land_in_their_own_tables() {
+    let _server = postgres::SERVER.read().await; // beside the others, not during a restart
     postgres::fresh_tables(&["pg_rows", "pg_rows_dead"]).await;
     let mut steps: Vec<Step> = (0..30).map(|i| Step::Text(format!(r#"{{"i":{i},"tags":["a"]}}"#))).collect();
     steps.extend((0..3).map(|i| Step::Text(format!("not json {i}"))));
@@ -76,6 +77,7 @@ async fn records_and_dead_letters_land_in_their_own_tables() {
 /// rest: every accepted frame is one row, no message twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_flood_leaves_each_record_once_in_the_table() {
+    let _server = postgres::SERVER.read().await; // beside the others, not during a restart
     postgres::fresh_tables(&["pg_kill", "pg_kill_dead"]).await;
     let (url, sent) = start_numbering_server(40_000, 100, 40, Duration::from_millis(2)).await;
     let dir = workdir("pg-kill-9", &config(&url, "stream", "pg_kill"), &postgres::url());
@@ -103,13 +105,16 @@ async fn kill_9_mid_flood_leaves_each_record_once_in_the_table() {
 /// retries, the buffer takes the flood meanwhile, and every message is one row.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_restarted_mid_run_loses_and_doubles_nothing() {
+    let _server = postgres::SERVER.write().await; // alone: it restarts the server
     const MESSAGES: u64 = 20_000;
     postgres::fresh_tables(&["pg_restart", "pg_restart_dead"]).await;
     let (url, sent) = start_numbering_server(MESSAGES, 100, 20, Duration::from_millis(4)).await;
     let dir = workdir("pg-restart", &config(&url, "batch", "pg_restart"), &postgres::url());
     let child = command(&dir.path, &["run"]).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tokio::task::spawn_blocking(|| postgres::services("restart-postgres")).await.unwrap();
+    let sent_before = sent.load(Ordering::SeqCst);
+    tokio::task::spawn_blocking(|| crate::support::services("restart-postgres")).await.unwrap();
+    assert!(sent_before < MESSAGES, "restarted mid-flood: {sent_before} of {MESSAGES} sent");
     let done = finish(child, LIMIT).await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert_eq!(sent.load(Ordering::SeqCst), MESSAGES);
@@ -122,6 +127,7 @@ async fn a_database_restarted_mid_run_loses_and_doubles_nothing() {
 /// A wrong password stops the pipeline with what to fix; the password is never printed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_password_is_refused_with_what_to_fix_and_never_shown() {
+    let _server = postgres::SERVER.read().await; // beside the others, not during a restart
     postgres::client().await;
     let steps = (0..5).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))).chain([Step::Close]).collect();
     let server = server::start(vec![Script::new(steps)], Handshake::default()).await;
@@ -140,6 +146,7 @@ async fn a_wrong_password_is_refused_with_what_to_fix_and_never_shown() {
 /// into the table named after the namespace.
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_destination_postgres_keeps_the_password_out_of_skippr_yaml() {
+    let _server = postgres::SERVER.read().await; // beside the others, not during a restart
     postgres::fresh_tables(&["websocket_127_0_0_1"]).await;
     let steps = (0..12).map(|i| Step::Text(format!(r#"{{"i":{i}}}"#))).chain([Step::Close]).collect();
     let server = server::start(vec![Script::new(steps)], Handshake::default()).await;

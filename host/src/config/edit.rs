@@ -36,6 +36,8 @@ source:
 
 destination:
   kind: stdout                  # or: kind: file, path: out/records.jsonl
+                                # or: kind: postgres, url: ${DATABASE_URL}   (a table per namespace)
+                                # or: kind: nats, url: nats://localhost:4222, subject: trades, stream: TRADES
 
 deadletter:
   kind: stderr                  # rejected frames, each with its reason and payload

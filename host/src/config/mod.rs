@@ -10,7 +10,7 @@ pub use edit::{ConnectDestination, EditReport, connect_destination, connect_sour
 pub use env::EnvFiles;
 pub use raw::{DEFAULT_CONFIG_FILE, RawConfig, RawTransform, parse};
 pub use validate::{
-    BufferConfig, BufferKind, ConfigError, DestinationConfig, Header, LimitPolicy, OnTransformError, PipelineConfig,
-    PostgresConfig, ProxyConfig, ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig, load,
-    validate_raw,
+    BufferConfig, BufferKind, ConfigError, DestinationConfig, Header, LimitPolicy, NatsConfig, OnTransformError,
+    PipelineConfig, PostgresConfig, ProxyConfig, ReconnectConfig, SinkKind, SourceConfig, TlsConfig, TransformConfig,
+    load, validate_raw,
 };

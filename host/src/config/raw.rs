@@ -174,12 +174,13 @@ pub struct RawBuffer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
-    /// stdout, stderr, file or postgres.
+    /// stdout, stderr, file, postgres or nats.
     pub kind: String,
     /// For `file`: the JSON Lines file to append to.
     #[serde(default)]
     pub path: Option<String>,
-    /// For `postgres`: `postgres://user:password@host:port/database`.
+    /// For `postgres`: `postgres://user:password@host:port/database`; for `nats`:
+    /// `nats://[user:password@]host:port`.
     #[serde(default)]
     pub url: Option<String>,
     /// For `postgres`: the table (default: one per namespace; `skippr_deadletters` for dead
@@ -188,6 +189,14 @@ pub struct RawSink {
     pub table: Option<String>,
     #[serde(default)]
     pub schema: Option<String>,
+    /// For `nats`: the subject (default: the namespace), the JetStream stream to create if
+    /// missing, and a `.creds` file.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub stream: Option<String>,
+    #[serde(default)]
+    pub credentials: Option<String>,
 }
 
 fn default_on_transform_error() -> String {

@@ -181,6 +181,23 @@ pub enum SinkKind {
     Stderr,
     File(PathBuf),
     Postgres(PostgresConfig),
+    Nats(NatsConfig),
+}
+
+/// A NATS JetStream destination; the URL may hold a password, so only `shown` is printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    pub url: String,
+    pub shown: String,
+    pub subject: Option<String>,
+    pub stream: Option<String>,
+    pub credentials: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} subject={:?} stream={:?}", self.shown, self.subject, self.stream)
+    }
 }
 
 /// A PostgreSQL destination; the URL may hold a password, so only `shown` is ever printed.
@@ -620,8 +637,19 @@ impl Problems<'_> {
         if raw.kind == "postgres" {
             return self.postgres(section, raw).map(|config| DestinationConfig { kind: SinkKind::Postgres(config) });
         }
-        if raw.url.is_some() || raw.table.is_some() || raw.schema.is_some() {
-            self.push(format!("{section}: `url`, `table` and `schema` are for kind `postgres`, not `{}`", raw.kind));
+        if raw.kind == "nats" {
+            return self.nats(section, raw).map(|config| DestinationConfig { kind: SinkKind::Nats(config) });
+        }
+        if raw.url.is_some()
+            || raw.table.is_some()
+            || raw.schema.is_some()
+            || raw.subject.is_some()
+            || raw.stream.is_some()
+        {
+            self.push(format!(
+                "{section}: `url`, `table`, `schema`, `subject` and `stream` are for kinds `postgres` and `nats`, not `{}`",
+                raw.kind
+            ));
             return None;
         }
         let kind = match (raw.kind.as_str(), &raw.path) {
@@ -638,7 +666,7 @@ impl Problems<'_> {
             }
             (other, _) => {
                 self.push(format!(
-                    "{section}.kind: `{other}` is not supported; use `stdout`, `stderr`, `file` or `postgres`"
+                    "{section}.kind: `{other}` is not supported; use `stdout`, `stderr`, `file`, `postgres` or `nats`"
                 ));
                 return None;
             }
@@ -675,6 +703,50 @@ impl Problems<'_> {
             }
         }
         Some(PostgresConfig { shown: redact_url(&parsed), url, table: raw.table.clone(), schema: raw.schema.clone() })
+    }
+}
+
+impl Problems<'_> {
+    fn nats(&mut self, section: &str, raw: &RawSink) -> Option<NatsConfig> {
+        let text = raw.url.as_deref().unwrap_or("nats://127.0.0.1:4222");
+        let (url, _) = self.resolve(&format!("{section}.url"), text)?;
+        let parsed = match Url::parse(&url) {
+            Ok(parsed) if matches!(parsed.scheme(), "nats" | "tls") => parsed,
+            Ok(parsed) => {
+                self.push(format!("{section}.url must be nats://… (or tls://…), not {}://", parsed.scheme()));
+                return None;
+            }
+            Err(err) => {
+                self.push(format!("{section}.url is not a URL ({err}); use nats://host:4222"));
+                return None;
+            }
+        };
+        if let Some(subject) = raw
+            .subject
+            .as_deref()
+            .filter(|s| s.is_empty() || s.contains(['*', '>', ' ']) || s.split('.').any(str::is_empty))
+        {
+            self.push(format!("{section}.subject: `{subject}` is not a subject to publish to (dot-separated tokens, no `*`, `>` or spaces)"));
+        }
+        if let Some(stream) =
+            raw.stream.as_deref().filter(|s| s.is_empty() || s.contains(['.', '*', '>', ' ', '/', '\\']))
+        {
+            self.push(format!("{section}.stream: `{stream}` is not a stream name (no `.`, `*`, `>`, `/` or spaces)"));
+        }
+        let credentials = match &raw.credentials {
+            Some(path) => Some(self.path(&format!("{section}.credentials"), path)?),
+            None => None,
+        };
+        if raw.table.is_some() || raw.schema.is_some() || raw.path.is_some() {
+            self.push(format!("{section}: kind `nats` takes `url`, `subject`, `stream` and `credentials`"));
+        }
+        Some(NatsConfig {
+            shown: redact_url(&parsed),
+            url,
+            subject: raw.subject.clone(),
+            stream: raw.stream.clone(),
+            credentials,
+        })
     }
 }
 
@@ -780,6 +852,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(problems[0].contains("destination.schema: `1x` is not a plain SQL name"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_nats_destination_checks_its_subject_and_stream() {
+        let yaml = "source: {kind: websocket, url: 'ws://h'}\ndestination: {kind: nats, url: 'nats://u:pw@n:4222', subject: a.b, stream: S}\n";
+        let SinkKind::Nats(nats) = check(yaml).unwrap().destination.kind else { panic!("nats") };
+        assert_eq!((nats.shown.as_str(), nats.subject.as_deref()), ("nats://u:***@n:4222", Some("a.b")));
+        let problems = check(
+            "source: {kind: websocket, url: 'ws://h'}\ndestination: {kind: nats, subject: 'a.*', stream: 'x.y', table: t}\n",
+        )
+        .unwrap_err()
+        .join("\n");
+        for expected in [
+            "destination.subject: `a.*` is not a subject to publish to",
+            "destination.stream: `x.y` is not a stream name",
+            "kind `nats` takes `url`, `subject`, `stream` and `credentials`",
+        ] {
+            assert!(problems.contains(expected), "{expected}\n{problems}");
+        }
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Writer {
             }
             SinkItem::DeadLetter { sequence, line } => {
                 let sink = &mut self.deadletter;
-                sink.write_dead_letter(&line).map_err(|err| (sink.name().to_owned(), err))?;
+                sink.write_dead_letter(sequence, &line).map_err(|err| (sink.name().to_owned(), err))?;
                 self.unflushed_dead_letters += 1;
                 self.settle(&[sequence]);
             }

@@ -1,7 +1,10 @@
-//! Where records and dead letters go: JSON Lines (stdout, stderr, a file) or PostgreSQL.
+//! Where records and dead letters go: JSON Lines (stdout, stderr, a file), PostgreSQL or
+//! NATS JetStream.
 
 mod lines;
+mod nats;
 mod postgres;
+mod retry;
 
 use std::io;
 
@@ -11,11 +14,13 @@ use crate::buffer::SinkMark;
 use crate::config::SinkKind;
 use crate::runtime::Batch;
 use lines::LineSink;
+use nats::NatsSink;
 use postgres::PostgresSink;
 
 pub enum Sink {
     Lines(LineSink),
     Postgres(Box<PostgresSink>, String),
+    Nats(Box<NatsSink>, String),
 }
 
 impl Sink {
@@ -30,35 +35,36 @@ impl Sink {
                 let sink = PostgresSink::new(config, pipeline, role)?;
                 Ok(Self::Postgres(Box::new(sink), config.shown.clone()))
             }
+            SinkKind::Nats(config) => {
+                Ok(Self::Nats(Box::new(NatsSink::new(config, pipeline, role)), config.shown.clone()))
+            }
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Self::Lines(sink) => sink.name(),
-            Self::Postgres(_, name) => name,
+            Self::Postgres(_, name) | Self::Nats(_, name) => name,
         }
     }
 
     pub fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         match self {
-            Self::Lines(sink) => sink.write(&batch.lines),
-            Self::Postgres(sink, _) => {
-                sink.write_batch(batch);
-                Ok(())
-            }
+            Self::Lines(sink) => return sink.write(&batch.lines),
+            Self::Postgres(sink, _) => sink.write_batch(batch),
+            Self::Nats(sink, _) => sink.write_batch(batch),
         }
+        Ok(())
     }
 
-    /// One dead letter, a JSON line.
-    pub fn write_dead_letter(&mut self, line: &[u8]) -> io::Result<()> {
+    /// One dead letter, a JSON line, for the frame `sequence`.
+    pub fn write_dead_letter(&mut self, sequence: u64, line: &[u8]) -> io::Result<()> {
         match self {
-            Self::Lines(sink) => sink.write(line),
-            Self::Postgres(sink, _) => {
-                sink.write_dead_letter(line);
-                Ok(())
-            }
+            Self::Lines(sink) => return sink.write(line),
+            Self::Postgres(sink, _) => sink.write_dead_letter(line),
+            Self::Nats(sink, _) => sink.write_dead_letter(sequence, line),
         }
+        Ok(())
     }
 
     /// Hands what was written to the destination (a database commits it).
@@ -66,6 +72,7 @@ impl Sink {
         match self {
             Self::Lines(sink) => sink.flush(),
             Self::Postgres(sink, _) => sink.flush(),
+            Self::Nats(sink, _) => sink.flush(),
         }
     }
 
@@ -74,7 +81,20 @@ impl Sink {
     pub fn sync(&mut self) -> io::Result<Option<SinkMark>> {
         match self {
             Self::Lines(sink) => sink.sync(),
-            Self::Postgres(sink, _) => sink.flush().map(|()| None),
+            Self::Postgres(..) | Self::Nats(..) => self.flush().map(|()| None),
         }
     }
+}
+
+/// A batch's records as (frame sequence, index among the frame's records, line without
+/// its `\n`): what keys a record in a database or a stream, the same after a replay.
+fn records(batch: &Batch) -> impl Iterator<Item = (u64, u32, &[u8])> {
+    let starts = std::iter::once(0).chain(batch.record_ends.iter().map(|&end| end as usize));
+    let mut previous = None;
+    let mut index = 0;
+    starts.zip(&batch.record_ends).zip(&batch.record_sequences).map(move |((start, &end), &sequence)| {
+        index = if previous == Some(sequence) { index + 1 } else { 0 };
+        previous = Some(sequence);
+        (sequence, index, batch.lines[start..end as usize].trim_ascii_end())
+    })
 }

@@ -7,18 +7,17 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::backoff::Backoff;
-use crate::config::{PostgresConfig, ReconnectConfig};
+use super::records;
+use super::retry::{Failure, Remote, deliver_with_retries};
+use crate::config::PostgresConfig;
 use crate::runtime::Batch;
 
 /// Where dead letters go when the section names no table.
 pub const DEADLETTER_TABLE: &str = "skippr_deadletters";
-const RETRY: ReconnectConfig = ReconnectConfig { initial: Duration::from_millis(200), max: Duration::from_secs(10) };
 
 pub struct PostgresSink {
     config: Target,
@@ -56,12 +55,6 @@ struct Rows {
     lines: Vec<String>,
 }
 
-/// Why a flush failed: worth retrying, or not.
-enum Failure {
-    Transient(String),
-    Permanent(String),
-}
-
 impl PostgresSink {
     pub fn new(config: &PostgresConfig, pipeline: &str, role: Role) -> Result<Self, String> {
         let connect = config.url.parse().map_err(|err| format!("{}: {err}", config.shown))?;
@@ -81,17 +74,10 @@ impl PostgresSink {
     pub fn write_batch(&mut self, batch: &Batch) {
         let table = self.config.table.clone().unwrap_or_else(|| table_for_namespace(&batch.namespace));
         let rows = self.records.entry(table).or_default();
-        let mut start = 0;
-        let mut previous = None;
-        let mut index = 0;
-        for (&end, &sequence) in batch.record_ends.iter().zip(&batch.record_sequences) {
-            let line = &batch.lines[start..end as usize];
-            start = end as usize;
-            index = if previous == Some(sequence) { index + 1 } else { 0 };
-            previous = Some(sequence);
+        for (sequence, index, line) in records(batch) {
             rows.sequences.push(sequence as i64);
-            rows.indexes.push(index);
-            rows.lines.push(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
+            rows.indexes.push(index as i32);
+            rows.lines.push(String::from_utf8_lossy(line).into_owned());
         }
     }
 
@@ -105,32 +91,26 @@ impl PostgresSink {
         if self.records.is_empty() && self.dead_letters.is_empty() && self.client.is_some() {
             return Ok(());
         }
-        let handle = tokio::runtime::Handle::current();
-        let mut backoff = Backoff::new(RETRY);
-        loop {
-            match handle.block_on(self.commit()) {
-                Ok(()) => {
-                    self.records.clear();
-                    self.dead_letters.clear();
-                    return Ok(());
-                }
-                Err(Failure::Permanent(message)) => return Err(io::Error::other(message)),
-                Err(Failure::Transient(message)) => {
-                    self.client = None;
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        database = %self.config.shown,
-                        error = %message,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "PostgreSQL is unavailable; holding the records and retrying."
-                    );
-                    std::thread::sleep(delay);
-                }
-            }
-        }
+        deliver_with_retries(self)?;
+        self.records.clear();
+        self.dead_letters.clear();
+        Ok(())
+    }
+}
+
+impl Remote for PostgresSink {
+    const KIND: &'static str = "PostgreSQL";
+
+    fn shown(&self) -> &str {
+        &self.config.shown
     }
 
-    async fn commit(&mut self) -> Result<(), Failure> {
+    fn disconnect(&mut self) {
+        self.client = None;
+    }
+
+    /// Everything held, in one transaction.
+    async fn deliver(&mut self) -> Result<(), Failure> {
         if self.client.is_none() {
             self.client = Some(connect(&self.config).await?);
         }

@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod flood;
+pub mod nats;
 pub mod postgres;
 pub mod proxy;
 pub mod python;
@@ -9,9 +10,17 @@ pub mod server;
 pub mod tls;
 pub mod toolchains;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use skippr::runtime::{FrameKind, FrameList, InstanceLimits, Runtime, ShaperInstance, SourceInfo};
+
+/// Runs scripts/services with `action` (start, restart-postgres, restart-nats): the real
+/// PostgreSQL and nats-server the destination tests use.
+pub fn services(action: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services");
+    let status = std::process::Command::new(script).arg(action).status().expect("scripts/services runs");
+    assert!(status.success(), "scripts/services {action} failed: install postgresql and nats-server (apt-get)");
+}
 
 /// A runtime without the disk cache: what it compiles, it compiled itself.
 pub fn runtime() -> Runtime {

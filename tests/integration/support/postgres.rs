@@ -1,8 +1,10 @@
 //! The real PostgreSQL the tests write into, on 127.0.0.1:55432: started by `.ci/run` or
 //! `just services`, or here by scripts/services when nothing answers.
 
-use std::path::Path;
 use std::sync::OnceLock;
+
+/// Tests share the server (read) except one that restarts it (write).
+pub static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Overrides where the tests find the database.
 pub const URL_ENV: &str = "SKIPPR_TEST_DATABASE_URL";
@@ -11,20 +13,13 @@ pub fn url() -> String {
     std::env::var(URL_ENV).unwrap_or_else(|_| "postgres://skippr:skippr@127.0.0.1:55432/skippr".into())
 }
 
-/// Runs scripts/services with `action` (start, restart-postgres).
-pub fn services(action: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services");
-    let status = std::process::Command::new(script).arg(action).status().expect("scripts/services runs");
-    assert!(status.success(), "scripts/services {action} failed: install PostgreSQL (apt-get install postgresql)");
-}
-
 /// A client of the test database, started first if need be.
 pub async fn client() -> tokio_postgres::Client {
     static STARTED: OnceLock<()> = OnceLock::new();
     if let Ok(client) = connect().await {
         return client;
     }
-    STARTED.get_or_init(|| services("start"));
+    STARTED.get_or_init(|| super::services("start"));
     connect().await.expect("the test PostgreSQL answers after scripts/services start")
 }
 
