@@ -704,9 +704,7 @@ impl Problems<'_> {
         }
         Some(PostgresConfig { shown: redact_url(&parsed), url, table: raw.table.clone(), schema: raw.schema.clone() })
     }
-}
 
-impl Problems<'_> {
     fn nats(&mut self, section: &str, raw: &RawSink) -> Option<NatsConfig> {
         let text = raw.url.as_deref().unwrap_or("nats://127.0.0.1:4222");
         let (url, _) = self.resolve(&format!("{section}.url"), text)?;
