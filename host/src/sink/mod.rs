@@ -8,14 +8,20 @@ mod retry;
 
 use std::io;
 
-pub use postgres::Role;
-
 use crate::buffer::SinkMark;
 use crate::config::SinkKind;
 use crate::runtime::Batch;
 use lines::LineSink;
 use nats::NatsSink;
 use postgres::PostgresSink;
+
+/// What a sink takes: a remote dead-letter sink makes its table or stream at the first
+/// connection, before the first dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Records,
+    DeadLetters,
+}
 
 pub enum Sink {
     Lines(LineSink),

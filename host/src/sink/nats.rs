@@ -9,9 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
 
-use super::Role;
-use super::records;
-use super::retry::{Failure, Remote, deliver_with_retries};
+use super::retry::{self, Failure, Remote};
+use super::{Role, records};
 use crate::config::NatsConfig;
 use crate::runtime::Batch;
 
@@ -66,12 +65,7 @@ impl NatsSink {
 
     /// Publishes what is held and waits for every ack, retrying transient failures.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() && self.jetstream.is_some() {
-            return Ok(());
-        }
-        deliver_with_retries(self)?;
-        self.pending.clear();
-        Ok(())
+        retry::flush(self)
     }
 
     async fn connect(&self) -> Result<jetstream::Context, Failure> {
@@ -145,6 +139,18 @@ impl Remote for NatsSink {
 
     fn disconnect(&mut self) {
         self.jetstream = None;
+    }
+
+    fn is_connected(&self) -> bool {
+        self.jetstream.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.pending.clear();
     }
 
     async fn deliver(&mut self) -> Result<(), Failure> {

@@ -11,13 +11,13 @@ use std::io;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use super::records;
-use super::retry::{Failure, Remote, deliver_with_retries};
+use super::retry::{self, Failure, Remote};
+use super::{Role, records};
 use crate::config::PostgresConfig;
 use crate::runtime::Batch;
 
 /// Where dead letters go when the section names no table.
-pub const DEADLETTER_TABLE: &str = "skippr_deadletters";
+const DEADLETTER_TABLE: &str = "skippr_deadletters";
 
 pub struct PostgresSink {
     config: Target,
@@ -29,14 +29,6 @@ pub struct PostgresSink {
     /// Records waiting for the next flush, by table.
     records: BTreeMap<String, Rows>,
     dead_letters: Vec<String>,
-}
-
-/// What a sink holds: its dead-letter table is made at the first connection, so it can be
-/// queried before the first dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Records,
-    DeadLetters,
 }
 
 /// Where the rows go.
@@ -85,16 +77,9 @@ impl PostgresSink {
         self.dead_letters.push(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
     }
 
-    /// Commits what is held in one transaction, retrying transient failures. The first
-    /// flush connects even with nothing to write, so a bad login shows at once.
+    /// Commits what is held in one transaction, retrying transient failures.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.records.is_empty() && self.dead_letters.is_empty() && self.client.is_some() {
-            return Ok(());
-        }
-        deliver_with_retries(self)?;
-        self.records.clear();
-        self.dead_letters.clear();
-        Ok(())
+        retry::flush(self)
     }
 }
 
@@ -109,7 +94,21 @@ impl Remote for PostgresSink {
         self.client = None;
     }
 
-    /// Everything held, in one transaction.
+    fn is_connected(&self) -> bool {
+        self.client.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.dead_letters.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.dead_letters.clear();
+    }
+
+    /// Everything held, in one transaction. A dead-letter sink makes its table at the first
+    /// connection, so it can be queried before the first dead letter.
     async fn deliver(&mut self) -> Result<(), Failure> {
         if self.client.is_none() {
             self.client = Some(connect(&self.config).await?);
@@ -119,7 +118,7 @@ impl Remote for PostgresSink {
         let client = client.as_mut().expect("connected above");
         let deadletter_table = config.table.clone().unwrap_or_else(|| DEADLETTER_TABLE.to_owned());
         let tables = records.keys().map(|table| (table, false));
-        let dead = *role == Role::DeadLetters || !dead_letters.is_empty();
+        let dead = *role == Role::DeadLetters;
         for (table, dead) in tables.chain(dead.then_some((&deadletter_table, true))) {
             if !ready.contains(table) {
                 let table_sql = qualified(&config.schema, table);

@@ -29,9 +29,28 @@ pub(super) trait Remote {
 
     /// Drops the connection after a transient failure; the next attempt makes a new one.
     fn disconnect(&mut self);
+
+    fn is_connected(&self) -> bool;
+
+    /// Nothing is held for delivery.
+    fn is_empty(&self) -> bool;
+
+    /// Forgets what was held, once delivered.
+    fn clear(&mut self);
 }
 
-pub(super) fn deliver_with_retries<R: Remote>(remote: &mut R) -> io::Result<()> {
+/// Delivers what `remote` holds, retrying transient failures. The first flush connects
+/// even with nothing to deliver, so a bad login shows at once.
+pub(super) fn flush<R: Remote>(remote: &mut R) -> io::Result<()> {
+    if remote.is_empty() && remote.is_connected() {
+        return Ok(());
+    }
+    deliver_with_retries(remote)?;
+    remote.clear();
+    Ok(())
+}
+
+fn deliver_with_retries<R: Remote>(remote: &mut R) -> io::Result<()> {
     let handle = tokio::runtime::Handle::current();
     let mut backoff = Backoff::new(RETRY);
     loop {
