@@ -129,7 +129,7 @@ impl Appender {
             tokio::select! {
                 biased;
                 checkpoint = links.progress.recv() => match checkpoint {
-                    Some(checkpoint) => self.write_checkpoint(checkpoint),
+                    Some(checkpoint) => self.write_checkpoint(checkpoint)?,
                     // The writer is done: everything it will settle is in.
                     None => break,
                 },
@@ -201,17 +201,13 @@ impl Appender {
     }
 
     /// Takes the writer's progress, with the numbering this side owns.
-    fn write_checkpoint(&mut self, settled: Checkpoint) {
+    fn write_checkpoint(&mut self, settled: Checkpoint) -> Result<(), String> {
         self.latest = Checkpoint {
             next_sequence: self.latest.next_sequence,
             last_connection: self.latest.last_connection,
             ..settled
         };
-        let latest = Record::Checkpoint(self.latest.clone());
-        let bytes = latest.encode(&mut self.staged) as u64;
-        self.active_info.bytes += bytes;
-        self.total_bytes += bytes;
-        self.dirty = true;
+        self.stage(&Record::Checkpoint(self.latest.clone()))
     }
 
     fn write_staged(&mut self) -> Result<(), String> {
