@@ -681,20 +681,9 @@ impl Problems<'_> {
             ));
             return None;
         };
-        let (url, _) = self.resolve(&format!("{section}.url"), text)?;
-        let parsed = match Url::parse(&url) {
-            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => parsed,
-            Ok(parsed) => {
-                self.push(format!("{section}.url must be postgres://…, not {}://", parsed.scheme()));
-                return None;
-            }
-            Err(err) => {
-                self.push(format!(
-                    "{section}.url is not a URL ({err}); use postgres://user:password@host:5432/database"
-                ));
-                return None;
-            }
-        };
+        let schemes = ["postgres", "postgresql"];
+        let (url, parsed) =
+            self.service_url(section, text, &schemes, "postgres://…", "postgres://user:password@host:5432/database")?;
         for (field, name) in [("table", &raw.table), ("schema", &raw.schema)] {
             if let Some(name) = name.as_deref().filter(|name| !is_identifier(name)) {
                 self.push(format!(
@@ -705,20 +694,34 @@ impl Problems<'_> {
         Some(PostgresConfig { shown: redact_url(&parsed), url, table: raw.table.clone(), schema: raw.schema.clone() })
     }
 
-    fn nats(&mut self, section: &str, raw: &RawSink) -> Option<NatsConfig> {
-        let text = raw.url.as_deref().unwrap_or("nats://127.0.0.1:4222");
+    /// A destination's `url`, `${VAR}`s resolved, with one of `schemes`: the resolved text
+    /// (it may hold a password) and its parse (to show it redacted).
+    fn service_url(
+        &mut self,
+        section: &str,
+        text: &str,
+        schemes: &[&str],
+        expected: &str,
+        example: &str,
+    ) -> Option<(String, Url)> {
         let (url, _) = self.resolve(&format!("{section}.url"), text)?;
-        let parsed = match Url::parse(&url) {
-            Ok(parsed) if matches!(parsed.scheme(), "nats" | "tls") => parsed,
+        match Url::parse(&url) {
+            Ok(parsed) if schemes.contains(&parsed.scheme()) => Some((url, parsed)),
             Ok(parsed) => {
-                self.push(format!("{section}.url must be nats://… (or tls://…), not {}://", parsed.scheme()));
-                return None;
+                self.push(format!("{section}.url must be {expected}, not {}://", parsed.scheme()));
+                None
             }
             Err(err) => {
-                self.push(format!("{section}.url is not a URL ({err}); use nats://host:4222"));
-                return None;
+                self.push(format!("{section}.url is not a URL ({err}); use {example}"));
+                None
             }
-        };
+        }
+    }
+
+    fn nats(&mut self, section: &str, raw: &RawSink) -> Option<NatsConfig> {
+        let text = raw.url.as_deref().unwrap_or("nats://127.0.0.1:4222");
+        let (url, parsed) =
+            self.service_url(section, text, &["nats", "tls"], "nats://… (or tls://…)", "nats://host:4222")?;
         if let Some(subject) = raw
             .subject
             .as_deref()
