@@ -27,7 +27,7 @@ fn config(url: &str, mode: &str, extra: &str) -> String {
     )
 }
 
-pub fn random_below(bound: u64) -> u64 {
+fn random_below(bound: u64) -> u64 {
     std::collections::hash_map::RandomState::new().build_hasher().finish() % bound
 }
 
@@ -57,20 +57,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_no_accepted_record() {
     const ROUNDS: usize = 5;
     let (url, sent) = start_numbering_server(80_000, 100, 40, Duration::from_millis(2)).await;
     let dir = Workdir::new("kill-9");
-    let mut recovered = Vec::new();
-    dir.write("skippr.yaml", &config(&url, "stream", ""));
-    for _ in 0..ROUNDS {
-        let mut child = command(&dir.path, &["run"]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(200 + random_below(1000))).await;
-        child.start_kill().unwrap();
-        let killed = finish(child, LIMIT).await;
-        assert_eq!(killed.code, None, "killed by a signal: {}", killed.stderr);
-        recovered.push(recovered_count(&killed.stderr));
-    }
-    dir.write("skippr.yaml", &config(&url, "batch", ""));
-    let done = run(&dir.path, &["run"], LIMIT).await;
-    assert_eq!(done.code, Some(0), "{}", done.stderr);
-    recovered.push(recovered_count(&done.stderr));
+    let recovered = kill_9_rounds(&dir, ROUNDS, 200, [&config(&url, "stream", ""), &config(&url, "batch", "")]).await;
 
     let sequences = delivered_sequences(&dir, "/meta/sequence");
     assert_each_sequence_once(&sequences);
@@ -84,6 +71,27 @@ async fn kill_9_at_random_moments_loses_and_duplicates_no_accepted_record() {
         "kill -9: {ROUNDS} rounds, {sent} sent, {} delivered once each, recovered per restart {recovered:?}",
         ids.len()
     );
+}
+
+/// Runs `skippr run` on `configs[0]` `rounds` times, each killed with SIGKILL after
+/// `min_ms` plus up to a second, then on `configs[1]` (batch mode) until it drains. Returns
+/// how many accepted frames each restart recovered.
+pub async fn kill_9_rounds(dir: &Workdir, rounds: usize, min_ms: u64, configs: [&str; 2]) -> Vec<u64> {
+    let mut recovered = Vec::new();
+    dir.write("skippr.yaml", configs[0]);
+    for _ in 0..rounds {
+        let mut child = command(&dir.path, &["run"]).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(min_ms + random_below(1000))).await;
+        child.start_kill().unwrap();
+        let killed = finish(child, LIMIT).await;
+        assert_eq!(killed.code, None, "killed by a signal: {}", killed.stderr);
+        recovered.push(recovered_count(&killed.stderr));
+    }
+    dir.write("skippr.yaml", configs[1]);
+    let done = run(&dir.path, &["run"], LIMIT).await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    recovered.push(recovered_count(&done.stderr));
+    recovered
 }
 
 pub fn recovered_count(stderr: &str) -> u64 {

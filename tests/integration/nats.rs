@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::durability::{assert_each_sequence_once, random_below};
+use crate::durability::{assert_each_sequence_once, kill_9_rounds};
 use crate::support::binary::{Workdir, command, finish, run};
 use crate::support::flood::start_numbering_server;
 use crate::support::nats;
@@ -61,16 +61,7 @@ async fn kill_9_mid_flood_leaves_each_record_once_on_the_stream() {
     nats::fresh_stream("NATS_KILL").await;
     let (url, sent) = start_numbering_server(30_000, 100, 40, Duration::from_millis(2)).await;
     let dir = Workdir::new("nats-kill-9");
-    dir.write("skippr.yaml", &config(&url, "stream", "NATS_KILL"));
-    for _ in 0..3 {
-        let mut child = command(&dir.path, &["run"]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(300 + random_below(900))).await;
-        child.start_kill().unwrap();
-        finish(child, LIMIT).await;
-    }
-    dir.write("skippr.yaml", &config(&url, "batch", "NATS_KILL"));
-    let done = run(&dir.path, &["run"], LIMIT).await;
-    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    kill_9_rounds(&dir, 3, 300, [&config(&url, "stream", "NATS_KILL"), &config(&url, "batch", "NATS_KILL")]).await;
     let stored = assert_each_message_once(&nats::messages("NATS_KILL").await);
     assert!(stored > 1000 && stored as u64 <= sent.load(Ordering::SeqCst), "{stored} stored");
     println!("nats kill -9: {stored} messages, each once");

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::durability::{assert_each_sequence_once, random_below, recovered_count};
+use crate::durability::{assert_each_sequence_once, kill_9_rounds};
 use crate::support::binary::{Workdir, command, finish, run};
 use crate::support::flood::start_numbering_server;
 use crate::support::postgres;
@@ -81,17 +81,8 @@ async fn kill_9_mid_flood_leaves_each_record_once_in_the_table() {
     postgres::fresh_tables(&["pg_kill", "pg_kill_dead"]).await;
     let (url, sent) = start_numbering_server(40_000, 100, 40, Duration::from_millis(2)).await;
     let dir = workdir("pg-kill-9", &config(&url, "stream", "pg_kill"), &postgres::url());
-    let mut recovered = Vec::new();
-    for _ in 0..3 {
-        let mut child = command(&dir.path, &["run"]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(300 + random_below(900))).await;
-        child.start_kill().unwrap();
-        recovered.push(recovered_count(&finish(child, LIMIT).await.stderr));
-    }
-    dir.write("skippr.yaml", &config(&url, "batch", "pg_kill"));
-    let done = run(&dir.path, &["run"], LIMIT).await;
-    assert_eq!(done.code, Some(0), "{}", done.stderr);
-    recovered.push(recovered_count(&done.stderr));
+    let recovered =
+        kill_9_rounds(&dir, 3, 300, [&config(&url, "stream", "pg_kill"), &config(&url, "batch", "pg_kill")]).await;
 
     let client = postgres::client().await;
     assert_each_sequence_once(&sequences(&client, "pg_kill").await);

@@ -22,6 +22,20 @@ pub fn services(action: &str) {
     assert!(status.success(), "scripts/services {action} failed: install postgresql and nats-server (apt-get)");
 }
 
+/// Connects with `connect`; when nothing answers, starts the services (once per test
+/// run) and connects again.
+pub async fn connect_or_start<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    connect: impl Fn() -> F,
+) -> T {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if let Ok(connected) = connect().await {
+        return connected;
+    }
+    STARTED.get_or_init(|| services("start"));
+    connect().await.unwrap_or_else(|err| panic!("the test {what} answers after scripts/services start: {err:?}"))
+}
+
 /// A runtime without the disk cache: what it compiles, it compiled itself.
 pub fn runtime() -> Runtime {
     Runtime::with_disk_cache(None).unwrap()

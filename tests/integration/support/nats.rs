@@ -1,8 +1,6 @@
 //! The real nats-server (JetStream on) the tests publish into, on 127.0.0.1:54222: started
 //! by `.ci/run` or `just services`, or here by scripts/services when nothing answers.
 
-use std::sync::OnceLock;
-
 use async_nats::jetstream;
 use futures_util::StreamExt as _;
 
@@ -18,12 +16,7 @@ pub fn url() -> String {
 
 /// A JetStream context on the test server, started first if need be.
 pub async fn jetstream() -> jetstream::Context {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    if let Ok(client) = async_nats::connect(url()).await {
-        return jetstream::new(client);
-    }
-    STARTED.get_or_init(|| super::services("start"));
-    jetstream::new(async_nats::connect(url()).await.expect("the test nats-server answers after scripts/services start"))
+    jetstream::new(super::connect_or_start("nats-server", || async_nats::connect(url())).await)
 }
 
 /// Deletes a stream a test writes into, so a rerun starts empty.

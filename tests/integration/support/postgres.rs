@@ -1,8 +1,6 @@
 //! The real PostgreSQL the tests write into, on 127.0.0.1:55432: started by `.ci/run` or
 //! `just services`, or here by scripts/services when nothing answers.
 
-use std::sync::OnceLock;
-
 /// Tests share the server (read) except one that restarts it (write).
 pub static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
@@ -15,12 +13,7 @@ pub fn url() -> String {
 
 /// A client of the test database, started first if need be.
 pub async fn client() -> tokio_postgres::Client {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    if let Ok(client) = connect().await {
-        return client;
-    }
-    STARTED.get_or_init(|| super::services("start"));
-    connect().await.expect("the test PostgreSQL answers after scripts/services start")
+    super::connect_or_start("PostgreSQL", connect).await
 }
 
 async fn connect() -> Result<tokio_postgres::Client, tokio_postgres::Error> {
