@@ -14,6 +14,7 @@ use crate::runtime::Batch;
 use lines::LineSink;
 use nats::NatsSink;
 use postgres::PostgresSink;
+use retry::Remote as _;
 
 /// What a sink takes: a remote dead-letter sink makes its table or stream at the first
 /// connection, before the first dead letter.
@@ -25,8 +26,8 @@ pub enum Role {
 
 pub enum Sink {
     Lines(LineSink),
-    Postgres(Box<PostgresSink>, String),
-    Nats(Box<NatsSink>, String),
+    Postgres(Box<PostgresSink>),
+    Nats(Box<NatsSink>),
 }
 
 impl Sink {
@@ -39,26 +40,25 @@ impl Sink {
             SinkKind::File(path) => LineSink::file(path).map(Self::Lines),
             SinkKind::Postgres(config) => {
                 let sink = PostgresSink::new(config, pipeline, role)?;
-                Ok(Self::Postgres(Box::new(sink), config.shown.clone()))
+                Ok(Self::Postgres(Box::new(sink)))
             }
-            SinkKind::Nats(config) => {
-                Ok(Self::Nats(Box::new(NatsSink::new(config, pipeline, role)), config.shown.clone()))
-            }
+            SinkKind::Nats(config) => Ok(Self::Nats(Box::new(NatsSink::new(config, pipeline, role)))),
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Self::Lines(sink) => sink.name(),
-            Self::Postgres(_, name) | Self::Nats(_, name) => name,
+            Self::Postgres(sink) => sink.shown(),
+            Self::Nats(sink) => sink.shown(),
         }
     }
 
     pub fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         match self {
             Self::Lines(sink) => return sink.write(&batch.lines),
-            Self::Postgres(sink, _) => sink.write_batch(batch),
-            Self::Nats(sink, _) => sink.write_batch(batch),
+            Self::Postgres(sink) => sink.write_batch(batch),
+            Self::Nats(sink) => sink.write_batch(batch),
         }
         Ok(())
     }
@@ -67,8 +67,8 @@ impl Sink {
     pub fn write_dead_letter(&mut self, sequence: u64, line: &[u8]) -> io::Result<()> {
         match self {
             Self::Lines(sink) => return sink.write(line),
-            Self::Postgres(sink, _) => sink.write_dead_letter(line),
-            Self::Nats(sink, _) => sink.write_dead_letter(sequence, line),
+            Self::Postgres(sink) => sink.write_dead_letter(line),
+            Self::Nats(sink) => sink.write_dead_letter(sequence, line),
         }
         Ok(())
     }
@@ -77,8 +77,8 @@ impl Sink {
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Lines(sink) => sink.flush(),
-            Self::Postgres(sink, _) => sink.flush(),
-            Self::Nats(sink, _) => sink.flush(),
+            Self::Postgres(sink) => sink.flush(),
+            Self::Nats(sink) => sink.flush(),
         }
     }
 
@@ -87,7 +87,7 @@ impl Sink {
     pub fn sync(&mut self) -> io::Result<Option<SinkMark>> {
         match self {
             Self::Lines(sink) => sink.sync(),
-            Self::Postgres(..) | Self::Nats(..) => self.flush().map(|()| None),
+            Self::Postgres(_) | Self::Nats(_) => self.flush().map(|()| None),
         }
     }
 }
