@@ -37,6 +37,7 @@
 
 mod batch;
 mod frame;
+mod json;
 mod record;
 mod shaper;
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use crate::frame::{Frame, FrameKind};
+use crate::json;
 
 /// A record's value, written as JSON.
 pub trait Value {
@@ -35,12 +36,21 @@ impl Value for Json<'_> {
     /// Line breaks can only be whitespace between tokens in valid JSON (inside strings they
     /// must be escaped), so turning them into spaces keeps the value and the line intact.
     fn write(self, out: &mut Vec<u8>) -> Result<(), String> {
-        serde_json::from_str::<IgnoredAny>(self.0).map_err(|err| format!("invalid JSON: {err}"))?;
+        let line_breaks = match json::scan(self.0.as_bytes()) {
+            Some(valid) => valid.line_breaks,
+            // The fast scan accepts what serde_json accepts; serde_json says why not.
+            None => {
+                serde_json::from_str::<IgnoredAny>(self.0).map_err(|err| format!("invalid JSON: {err}"))?;
+                true
+            }
+        };
         let start = out.len();
         out.extend_from_slice(self.0.as_bytes());
-        for byte in &mut out[start..] {
-            if *byte == b'\n' || *byte == b'\r' {
-                *byte = b' ';
+        if line_breaks {
+            for byte in &mut out[start..] {
+                if *byte == b'\n' || *byte == b'\r' {
+                    *byte = b' ';
+                }
             }
         }
         Ok(())
@@ -78,26 +88,35 @@ impl<T: Serialize + ?Sized> Value for Serialized<'_, T> {
 pub(crate) struct Envelope {
     /// `{"namespace":"…"`
     prefix: Vec<u8>,
-    /// `,"meta":{"url":"…","connection_id":` or empty when metadata is off.
+    /// `,"meta":{"url":"…","connection_id":`, or empty when metadata is off.
+    meta_url: Vec<u8>,
+    /// `meta_url` with the current connection and `,"sequence":` after it: what every
+    /// record of the connection repeats, formatted once.
     meta_prefix: Vec<u8>,
-    connection_id: u64,
 }
 
 impl Envelope {
     pub(crate) fn new(namespace: &str, url: &str, include_meta: bool) -> Self {
         let mut prefix = br#"{"namespace":"#.to_vec();
         write_json_string(&mut prefix, namespace);
-        let mut meta_prefix = Vec::new();
+        let mut meta_url = Vec::new();
         if include_meta {
-            meta_prefix.extend_from_slice(br#","meta":{"url":"#);
-            write_json_string(&mut meta_prefix, url);
-            meta_prefix.extend_from_slice(br#","connection_id":"#);
+            meta_url.extend_from_slice(br#","meta":{"url":"#);
+            write_json_string(&mut meta_url, url);
+            meta_url.extend_from_slice(br#","connection_id":"#);
         }
-        Self { prefix, meta_prefix, connection_id: 0 }
+        let mut envelope = Self { prefix, meta_url, meta_prefix: Vec::new() };
+        envelope.set_connection(0);
+        envelope
     }
 
     pub(crate) fn set_connection(&mut self, connection_id: u64) {
-        self.connection_id = connection_id;
+        self.meta_prefix.clear();
+        if !self.meta_url.is_empty() {
+            self.meta_prefix.extend_from_slice(&self.meta_url);
+            self.meta_prefix.extend_from_slice(itoa::Buffer::new().format(connection_id).as_bytes());
+            self.meta_prefix.extend_from_slice(br#","sequence":"#);
+        }
     }
 
     /// Appends one record line for `frame`, ending in `\n`; on error `out` may hold part
@@ -117,8 +136,6 @@ impl Envelope {
         out.extend_from_slice(&self.meta_prefix);
         // itoa: core::fmt costs more per record than the rest of the metadata together.
         let mut number = itoa::Buffer::new();
-        out.extend_from_slice(number.format(self.connection_id).as_bytes());
-        out.extend_from_slice(br#","sequence":"#);
         out.extend_from_slice(number.format(frame.sequence).as_bytes());
         out.extend_from_slice(br#","received_at_ms":"#);
         out.extend_from_slice(number.format(frame.received_at_ms).as_bytes());

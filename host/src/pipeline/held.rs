@@ -91,14 +91,21 @@ impl HeldFrames {
     }
 
     fn position(&self, sequence: u64) -> Option<(usize, usize)> {
-        self.lists
-            .iter()
-            .enumerate()
-            .find_map(|(list, held)| held.frames.sequences().binary_search(&sequence).ok().map(|index| (list, index)))
+        self.lists.iter().enumerate().find_map(|(list, held)| held.index_of(sequence).map(|index| (list, index)))
     }
 }
 
 impl HeldList {
+    fn index_of(&self, sequence: u64) -> Option<usize> {
+        let sequences = self.frames.sequences();
+        // Increasing, and nearly always consecutive: the offset from the first is the index.
+        let offset = usize::try_from(sequence.checked_sub(*sequences.first()?)?).ok()?;
+        if sequences.get(offset) == Some(&sequence) {
+            return Some(offset);
+        }
+        sequences.binary_search(&sequence).ok()
+    }
+
     fn frame(&self, index: usize) -> HeldFrame<'_> {
         let sequence = self.frames.sequences()[index];
         let (kind, payload, received_at_ms) = self.frames.find(sequence).expect("the index is in the list");
@@ -110,7 +117,7 @@ impl HeldList {
 mod tests {
     use super::*;
 
-    fn list(sequences: std::ops::Range<u64>) -> FrameList {
+    fn list(sequences: impl IntoIterator<Item = u64>) -> FrameList {
         let mut frames = FrameList::default();
         for sequence in sequences {
             frames.push(sequence, FrameKind::Text, b"ab", 7);
@@ -134,5 +141,16 @@ mod tests {
         held.drain(|frame| drained.push((frame.sequence, frame.payload.to_vec())));
         assert_eq!(drained, [(4, b"ab".to_vec())]);
         assert_eq!(held.len(), 0);
+    }
+
+    #[test]
+    fn a_list_with_gaps_in_its_sequences_finds_every_frame() {
+        // Sequences 2 and 5 went elsewhere (an unreadable frame, a dead letter).
+        let mut held = HeldFrames::default();
+        held.hold(list([0, 1, 3, 4, 6]), 1);
+        assert!(!held.settle(2) && !held.settle(5) && !held.settle(7), "never held");
+        assert_eq!(held.find(6).map(|frame| frame.sequence), Some(6));
+        assert!([6, 0, 4, 3, 1].into_iter().all(|sequence| held.settle(sequence)));
+        assert!(held.is_empty());
     }
 }

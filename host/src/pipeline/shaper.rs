@@ -334,8 +334,11 @@ impl Running {
     }
 
     fn settle(&mut self, sequences: &[u64]) {
-        for &sequence in sequences {
-            self.pending.in_guest.settle(sequence);
+        // A frame's records are adjacent and share its sequence: settle it once.
+        for (index, &sequence) in sequences.iter().enumerate() {
+            if index == 0 || sequences[index - 1] != sequence {
+                self.pending.in_guest.settle(sequence);
+            }
         }
     }
 
