@@ -206,12 +206,16 @@ fn check_output(output: &Output, max_output_bytes: usize) -> Result<(), String> 
                 batch.record_sequences.len()
             ));
         }
+        // When the batch holds no more `\n` than records, each record that ends in one holds
+        // no other: one count of the batch instead of a search per record.
+        let only_final_line_breaks = line_breaks(&batch.lines) == batch.record_ends.len();
         let mut start = 0;
         for &end in &batch.record_ends {
             let line = batch.lines.get(start..end as usize).ok_or_else(|| {
                 format!("a record ends at byte {end}, outside its batch of {} bytes", batch.lines.len())
             })?;
-            if line.last() != Some(&b'\n') || line[..line.len() - 1].contains(&b'\n') {
+            let inner = &line[..line.len().saturating_sub(1)];
+            if line.last() != Some(&b'\n') || (!only_final_line_breaks && inner.contains(&b'\n')) {
                 return Err(format!("the record at bytes {start}..{end} is not exactly one line ending in \\n"));
             }
             start = end as usize;
@@ -221,6 +225,13 @@ fn check_output(output: &Output, max_output_bytes: usize) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// How many `\n` bytes `bytes` holds, counted in byte-wide counters 255 bytes at a time,
+/// a loop the compiler turns into vector instructions.
+fn line_breaks(bytes: &[u8]) -> usize {
+    let count_chunk = |chunk: &[u8]| chunk.iter().fold(0u8, |count, &byte| count + u8::from(byte == b'\n'));
+    bytes.chunks(255).map(|chunk| usize::from(count_chunk(chunk))).sum()
 }
 
 #[cfg(test)]
