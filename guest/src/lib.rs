@@ -4,7 +4,7 @@
 mod options;
 
 pub use options::Options;
-use skippr_sdk::{Bytes, Format, Frame, FrameKind, Json, Records, Source, Text, Transform};
+use skippr_sdk::{Bytes, Format, Frame, FrameKind, Records, Source, Text, Transform};
 
 #[derive(Debug)]
 pub struct DefaultShaper {
@@ -21,7 +21,7 @@ impl Transform for DefaultShaper {
 
     fn shape(&mut self, frame: &Frame<'_>, records: &mut Records<'_>) -> Result<(), String> {
         match (frame.kind, self.format) {
-            (FrameKind::Text, Format::Json) => records.push(Json(frame.text()?)),
+            (FrameKind::Text, Format::Json) => records.push(frame.json()),
             (FrameKind::Text, Format::Text) => records.push(Text(frame.text()?)),
             (FrameKind::Binary, _) | (FrameKind::Text, Format::Raw) => records.push(Bytes(frame.payload)),
         }

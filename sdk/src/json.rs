@@ -1,7 +1,8 @@
-//! A fast check that bytes are one JSON value, for the common case of valid input: one
-//! pass, no allocation below 64 levels of nesting, no recursion, strings scanned eight bytes
-//! at a time. It accepts exactly what serde_json accepts when it skips a value
-//! (`IgnoredAny`), so serde_json is only needed to say why an input is invalid.
+//! A fast check that bytes are UTF-8 and one JSON value, for the common case of valid
+//! input: one pass, no allocation below 64 levels of nesting, no recursion, strings scanned
+//! eight bytes at a time. It accepts exactly what `std::str::from_utf8` and then serde_json
+//! skipping a value (`IgnoredAny`) accept, so those are only needed to say why an input is
+//! invalid.
 
 /// What a scan of valid JSON found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,7 +11,8 @@ pub(crate) struct Valid {
     pub(crate) line_breaks: bool,
 }
 
-/// `Some` when `text` is exactly one JSON value with optional whitespace around it.
+/// `Some` when `text` is UTF-8 and exactly one JSON value with optional whitespace around it
+/// (outside strings, JSON is ASCII).
 pub(crate) fn scan(text: &[u8]) -> Option<Valid> {
     let mut scanner = Scanner { text, at: 0, line_breaks: false };
     let mut open = Nesting::default();
@@ -164,6 +166,7 @@ impl Scanner<'_> {
             self.skip_plain_string_bytes();
             match self.next()? {
                 b'"' => return Some(()),
+                lead @ 0x80.. => self.utf8_sequence(lead)?,
                 b'\\' => match self.next()? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                     b'u' => {
@@ -179,9 +182,32 @@ impl Scanner<'_> {
         }
     }
 
-    /// Moves to the next `"`, `\` or control character, eight bytes at a time: a byte is
-    /// flagged by the classic "has a zero byte" bit trick on `chunk ^ quote`, `chunk ^
-    /// backslash` and `chunk - 0x20`, exact for the lowest flagged byte.
+    /// The rest of a UTF-8 sequence after its first byte `lead` (0x80 or above), as
+    /// `std::str::from_utf8` reads it: no overlong forms, surrogates or code points past
+    /// U+10FFFF.
+    #[inline(always)]
+    fn utf8_sequence(&mut self, lead: u8) -> Option<()> {
+        let (second, continuations) = match lead {
+            0xC2..=0xDF => (0x80..=0xBF, 0),
+            0xE0 => (0xA0..=0xBF, 1),
+            0xE1..=0xEC | 0xEE..=0xEF => (0x80..=0xBF, 1),
+            0xED => (0x80..=0x9F, 1),
+            0xF0 => (0x90..=0xBF, 2),
+            0xF1..=0xF3 => (0x80..=0xBF, 2),
+            0xF4 => (0x80..=0x8F, 2),
+            _ => return None,
+        };
+        second.contains(&self.next()?).then_some(())?;
+        for _ in 0..continuations {
+            (0x80..=0xBF).contains(&self.next()?).then_some(())?;
+        }
+        Some(())
+    }
+
+    /// Moves to the next `"`, `\`, control character or non-ASCII byte, eight bytes at a
+    /// time: a byte is flagged by its high bit, or by the classic "has a zero byte" bit
+    /// trick on `chunk ^ quote`, `chunk ^ backslash` and `chunk - 0x20`, exact for the
+    /// lowest flagged byte.
     #[inline(always)]
     fn skip_plain_string_bytes(&mut self) {
         const ONES: u64 = u64::from_le_bytes([0x01; 8]);
@@ -191,7 +217,8 @@ impl Scanner<'_> {
             let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
             let flagged = zero_bytes(word ^ (ONES * u64::from(b'"')))
                 | zero_bytes(word ^ (ONES * u64::from(b'\\')))
-                | word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+                | word.wrapping_sub(ONES * 0x20) & !word & HIGHS
+                | word & HIGHS;
             if flagged != 0 {
                 self.at += flagged.trailing_zeros() as usize / 8;
                 return;
@@ -199,7 +226,7 @@ impl Scanner<'_> {
             self.at += 8;
         }
         while let Some(&byte) = self.text.get(self.at) {
-            if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            if byte == b'"' || byte == b'\\' || !(0x20..0x80).contains(&byte) {
                 return;
             }
             self.at += 1;
@@ -250,8 +277,10 @@ mod tests {
 
     use super::*;
 
+    /// What the scan stands in for: UTF-8, then serde_json (which, reading bytes, leaves
+    /// the bytes inside strings unchecked).
     fn serde_accepts(text: &[u8]) -> bool {
-        serde_json::from_slice::<IgnoredAny>(text).is_ok()
+        std::str::from_utf8(text).is_ok() && serde_json::from_slice::<IgnoredAny>(text).is_ok()
     }
 
     #[test]
@@ -318,6 +347,26 @@ mod tests {
             assert!(scan(text.as_bytes()).is_none(), "{text:?} is not JSON");
             assert!(!serde_accepts(text.as_bytes()), "{text:?}: serde_json agrees");
         }
+    }
+
+    /// Every lead byte with every second byte and a spread of later ones, inside a string,
+    /// and the same bytes outside one: accepted exactly when `std::str::from_utf8` accepts.
+    #[test]
+    fn utf8_inside_strings_is_checked_as_std_checks_it() {
+        const LATER: [u8; 5] = [0x7f, 0x80, 0x9f, 0xbf, 0xc0];
+        for lead in 0x80..=0xffu8 {
+            for second in 0..=0xffu8 {
+                for third in LATER {
+                    for fourth in LATER {
+                        let sequence = [lead, second, third, fourth];
+                        let quoted = [&b"\""[..], &sequence, b"\""].concat();
+                        assert_eq!(scan(&quoted).is_some(), serde_accepts(&quoted), "{sequence:x?}");
+                        assert!(scan(&sequence).is_none(), "{sequence:x?} outside a string");
+                    }
+                }
+            }
+        }
+        assert!(scan("\"caf\u{e9} \u{1f600} \u{10ffff}\"".as_bytes()).is_some());
     }
 
     #[test]

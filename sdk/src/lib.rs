@@ -47,7 +47,7 @@ pub mod component;
 
 pub use batch::Batch;
 pub use frame::{Format, Frame, FrameKind, Limits, Mode, Outbound, Source};
-pub use record::{Bytes, Json, Records, Serialized, Text, Value};
+pub use record::{Bytes, FrameJson, Json, Records, Serialized, Text, Value};
 pub use shaper::{Output, Rejection, Shaper};
 
 /// A transform's shaping logic. One value is made per source, at `init`.
