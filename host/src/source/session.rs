@@ -3,9 +3,10 @@
 //! it ended.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -164,11 +165,14 @@ impl<'a> Session<'a> {
         let mut bytes = payload.len();
         let mut frames = vec![Frame { sequence: self.take_sequence(), kind, payload, received_at_ms }];
         while frames.len() < MAX_FRAMES_PER_EVENT && bytes < MAX_BYTES_PER_EVENT {
-            let (kind, payload) = match self.socket.next().now_or_never() {
-                None => break,
-                Some(Some(Ok(Message::Text(text)))) => (FrameKind::Text, text.into()),
-                Some(Some(Ok(Message::Binary(binary)))) => (FrameKind::Binary, binary),
-                Some(other) => {
+            // Polled with this task's own waker: `now_or_never` would swap a no-op waker in
+            // and out of the stream at every message.
+            let ready = std::future::poll_fn(|cx| Poll::Ready(self.socket.poll_next_unpin(cx))).await;
+            let (kind, payload) = match ready {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(Message::Text(text)))) => (FrameKind::Text, text.into()),
+                Poll::Ready(Some(Ok(Message::Binary(binary)))) => (FrameKind::Binary, binary),
+                Poll::Ready(other) => {
                     self.held = Some(other);
                     break;
                 }
