@@ -25,7 +25,7 @@ const WIT: [File; 4] = [
     ("wit/logging.wit", include_str!("../../wit/logging.wit"), false),
 ];
 
-const RUST: [File; 11] = [
+const RUST: [File; 12] = [
     ("Cargo.toml", include_str!("../templates/rust/Cargo.toml"), true),
     ("src/lib.rs", include_str!("../templates/rust/src/lib.rs"), true),
     ("README.md", include_str!("../templates/rust/README.md"), true),
@@ -34,6 +34,7 @@ const RUST: [File; 11] = [
     ("skippr-sdk/src/lib.rs", include_str!("../../sdk/src/lib.rs"), false),
     ("skippr-sdk/src/batch.rs", include_str!("../../sdk/src/batch.rs"), false),
     ("skippr-sdk/src/frame.rs", include_str!("../../sdk/src/frame.rs"), false),
+    ("skippr-sdk/src/json.rs", include_str!("../../sdk/src/json.rs"), false),
     ("skippr-sdk/src/record.rs", include_str!("../../sdk/src/record.rs"), false),
     ("skippr-sdk/src/shaper.rs", include_str!("../../sdk/src/shaper.rs"), false),
     ("skippr-sdk/src/component.rs", include_str!("../../sdk/src/component.rs"), false),
@@ -156,6 +157,15 @@ mod tests {
         let dir = std::env::temp_dir();
         for bad in ["", "Trades", "1st", "a_b", "a-", "../x", "a b"] {
             assert!(matches!(create(&dir, bad, Lang::Rust), Err(ScaffoldError::BadName(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_rust_project_gets_every_file_of_the_sdk() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/src");
+        for entry in std::fs::read_dir(&sdk).expect("the SDK's sources") {
+            let name = format!("skippr-sdk/src/{}", entry.expect("a directory entry").file_name().to_string_lossy());
+            assert!(RUST.iter().any(|(path, ..)| *path == name), "{name} is missing from RUST");
         }
     }
 
