@@ -13,6 +13,10 @@ use crate::metrics::Counters;
 use crate::runtime::Batch;
 use crate::sink::Sink;
 
+/// A remote sink holds what it is given until its flush (one transaction, or one wait
+/// for acks): against a shaper that keeps the queue full, this bounds what it holds.
+const MAX_ITEMS_PER_FLUSH: usize = 16;
+
 /// What the shaper hands the writer; each item settles the frames it names.
 #[derive(Debug)]
 pub enum SinkItem {
@@ -59,8 +63,9 @@ impl Writer {
         }
     }
 
-    /// Writes until the shaper is done; flushes whenever the queue runs empty, so lines
-    /// reach the destination promptly without a syscall per dead letter.
+    /// Writes until the shaper is done; flushes whenever the queue runs empty or
+    /// `MAX_ITEMS_PER_FLUSH` items are in, so lines reach the destination promptly without
+    /// a syscall per dead letter.
     pub fn run(mut self, mut items: mpsc::Receiver<SinkItem>, handle: &Handle) -> Result<(), WriteError> {
         // Timers made on this thread need the runtime's context.
         let _runtime = handle.enter();
@@ -75,7 +80,8 @@ impl Writer {
                 }
             };
             self.write(item)?;
-            while let Ok(item) = items.try_recv() {
+            for _ in 1..MAX_ITEMS_PER_FLUSH {
+                let Ok(item) = items.try_recv() else { break };
                 self.write(item)?;
             }
             self.flush()?;
