@@ -333,44 +333,9 @@ mod tests {
     /// JSON and kept verbatim, where a parse into `Value` would refuse them.)
     #[test]
     fn copying_validated_json_agrees_with_parsing_it() {
-        const PIECES: [&str; 24] = [
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            ":",
-            "\"a\"",
-            "\"\\n\"",
-            "\"\\u00e9\"",
-            "\"\u{e9}\"",
-            "1",
-            "-0.5e3",
-            "true",
-            "null",
-            " ",
-            "\n",
-            "\r\n",
-            "\t",
-            "\"x\\\"y\"",
-            "01",
-            "\"\\q\"",
-            "1e",
-            "\u{2028}",
-            "\"",
-        ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
         let envelope = Envelope::new("n", "u", false);
         let mut valid = 0;
-        for _ in 0..100_000 {
-            let length = (next() % 12) as usize;
-            let payload: String = (0..length).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+        for payload in json::generated::inputs(100_000, 12) {
             let mut out = Vec::new();
             let shaped = envelope.write(&frame(FrameKind::Text, payload.as_bytes()), None, Json(&payload), &mut out);
             match serde_json::from_str::<serde_json::Value>(&payload) {
