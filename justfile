@@ -39,11 +39,12 @@ new NAME LANG="rust":
 
 # The benchmarks: skippr end to end against a raw baseline (table + bench/results/latest.json),
 # with each example transform, then the sandbox boundary against native shaping, and what a
-# tenant costs.
+# tenant costs. One build for the binary and the harness (run directly: `cargo run` alone
+# would resolve features again and rebuild tokio and all above it).
 [group('test')]
 bench: examples services
-    cargo build --release -p skippr
-    cargo run --release -p skippr-bench
+    cargo build --release -p skippr -p skippr-bench
+    "${CARGO_TARGET_DIR:-target}/release/skippr-bench"
     cargo bench -p skippr --bench boundary --bench tenants
 
 # Fuzz skippr.yaml parsing with ${VAR} interpolation, and the default shaper, SECONDS each
