@@ -151,3 +151,53 @@ impl Writer {
 fn sync(sink: &mut Sink) -> Result<Option<crate::buffer::SinkMark>, WriteError> {
     sink.sync().map_err(|err| (sink.name().to_owned(), err))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::sink::LineSink;
+
+    /// A destination that keeps the size of each write it gets: one per flush.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<usize>>>);
+
+    impl Write for Writes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").push(bytes.len());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_is_flushed_every_max_items_not_held_until_it_runs_empty() {
+        let writes = Writes::default();
+        let destination = Sink::Lines(LineSink::stream("recorded", Box::new(writes.clone())));
+        let deadletter = Sink::Lines(LineSink::stream("unused", Box::new(std::io::sink())));
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::new(destination, deadletter, Arc::clone(&counters), None);
+        let items = 2 * MAX_ITEMS_PER_FLUSH + 3;
+        let (sender, receiver) = mpsc::channel(items);
+        for sequence in 0..items as u64 {
+            let batch = Batch {
+                namespace: "n".into(),
+                lines: b"{}\n".to_vec(),
+                record_ends: vec![3],
+                record_sequences: vec![sequence],
+            };
+            sender.try_send(SinkItem::Records(batch)).expect("room for every item");
+        }
+        drop(sender);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        writer.run(receiver, runtime.handle()).expect("the writes succeed");
+        let per_flush = 3 * MAX_ITEMS_PER_FLUSH;
+        assert_eq!(*writes.0.lock().expect("not poisoned"), [per_flush, per_flush, 9]);
+        assert_eq!(counters.records_delivered.load(std::sync::atomic::Ordering::Relaxed), items as u64);
+    }
+}

@@ -11,7 +11,7 @@ use std::io;
 use crate::buffer::SinkMark;
 use crate::config::SinkKind;
 use crate::runtime::Batch;
-use lines::LineSink;
+pub(crate) use lines::LineSink;
 use nats::NatsSink;
 use postgres::PostgresSink;
 use retry::Remote as _;
