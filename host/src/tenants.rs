@@ -52,14 +52,7 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(runtime: Runtime, options: RunOptions, registry: Arc<Registry>) -> Self {
         let (reloads, _) = watch::channel(0);
-        Self {
-            runtime,
-            options,
-            registry,
-            reloads: Arc::new(reloads),
-            tenants: BTreeMap::new(),
-            ended: Arc::default(),
-        }
+        Self { runtime, options, registry, reloads: Arc::new(reloads), tenants: BTreeMap::new(), ended: Arc::default() }
     }
 
     /// What to bump for a reload (SIGHUP, `skippr reload`).
@@ -105,9 +98,10 @@ impl Supervisor {
         let (done, end) = oneshot::channel();
         let ended = Arc::clone(&self.ended);
         tokio::spawn(async move {
-            let _ = done.send(run.await.unwrap_or_else(|err| {
-                (Summary::default(), Err(anyhow::anyhow!("the pipeline panicked: {err}")))
-            }));
+            let _ = done.send(
+                run.await
+                    .unwrap_or_else(|err| (Summary::default(), Err(anyhow::anyhow!("the pipeline panicked: {err}")))),
+            );
             ended.notify_one();
         });
         self.tenants.insert(name, Tenant { contents, stop, end: Some(end) });
@@ -123,7 +117,10 @@ impl Supervisor {
         let mut tenant = self.tenants.remove(name)?;
         let _ = tenant.stop.send(true);
         let end = tenant.end.take()?;
-        Some(end.await.unwrap_or_else(|_| (Summary::default(), Err(anyhow::anyhow!("the pipeline's task was cancelled")))))
+        Some(
+            end.await
+                .unwrap_or_else(|_| (Summary::default(), Err(anyhow::anyhow!("the pipeline's task was cancelled")))),
+        )
     }
 
     /// Stops every tenant; returns how each ended.

@@ -106,16 +106,24 @@ impl<T: Serialize + ?Sized> Value for Serialized<'_, T> {
     }
 }
 
-/// What every record of one source shares, escaped once.
+/// What every record of one source shares, escaped once, and what every record of one
+/// frame shares, formatted once per frame.
 #[derive(Debug)]
 pub(crate) struct Envelope {
     /// `{"namespace":"…"`
     prefix: Vec<u8>,
     /// `,"meta":{"url":"…","connection_id":`, or empty when metadata is off.
     meta_url: Vec<u8>,
-    /// `meta_url` with the current connection and `,"sequence":` after it: what every
-    /// record of the connection repeats, formatted once.
-    meta_prefix: Vec<u8>,
+    /// What ends each record of the current frame: `,"meta":{…}}` and `\n`, or `}\n` when
+    /// metadata is off.
+    frame_end: Vec<u8>,
+    /// Where the sequence starts in `frame_end`: the bytes before it (url, connection)
+    /// are the same for every frame of the connection.
+    sequence_at: usize,
+    /// `,"received_at_ms":…,"kind":…}}\n` for `receipt_of`: frames received in the same
+    /// millisecond share it.
+    receipt: Vec<u8>,
+    receipt_of: Option<(u64, FrameKind)>,
 }
 
 impl Envelope {
@@ -128,23 +136,48 @@ impl Envelope {
             write_json_string(&mut meta_url, url);
             meta_url.extend_from_slice(br#","connection_id":"#);
         }
-        let mut envelope = Self { prefix, meta_url, meta_prefix: Vec::new() };
+        let mut envelope =
+            Self { prefix, meta_url, frame_end: Vec::new(), sequence_at: 0, receipt: Vec::new(), receipt_of: None };
         envelope.set_connection(0);
         envelope
     }
 
     pub(crate) fn set_connection(&mut self, connection_id: u64) {
-        self.meta_prefix.clear();
-        if !self.meta_url.is_empty() {
-            self.meta_prefix.extend_from_slice(&self.meta_url);
-            self.meta_prefix.extend_from_slice(itoa::Buffer::new().format(connection_id).as_bytes());
-            self.meta_prefix.extend_from_slice(br#","sequence":"#);
+        self.frame_end.clear();
+        if self.meta_url.is_empty() {
+            self.frame_end.extend_from_slice(b"}\n");
+        } else {
+            self.frame_end.extend_from_slice(&self.meta_url);
+            self.frame_end.extend_from_slice(itoa::Buffer::new().format(connection_id).as_bytes());
+            self.frame_end.extend_from_slice(br#","sequence":"#);
         }
+        self.sequence_at = self.frame_end.len();
     }
 
-    /// Appends one record line for `frame`, ending in `\n`; on error `out` may hold part
-    /// of it, which the caller drops.
-    fn write(&self, frame: &Frame<'_>, key: Option<&str>, value: impl Value, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Formats the metadata of `frame`, which the records written next belong to (itoa:
+    /// core::fmt costs more than the rest of the metadata together).
+    pub(crate) fn start_frame(&mut self, frame: &Frame<'_>) {
+        if self.meta_url.is_empty() {
+            return;
+        }
+        self.frame_end.truncate(self.sequence_at);
+        self.frame_end.extend_from_slice(itoa::Buffer::new().format(frame.sequence).as_bytes());
+        if self.receipt_of != Some((frame.received_at_ms, frame.kind)) {
+            self.receipt.clear();
+            self.receipt.extend_from_slice(br#","received_at_ms":"#);
+            self.receipt.extend_from_slice(itoa::Buffer::new().format(frame.received_at_ms).as_bytes());
+            self.receipt.extend_from_slice(match frame.kind {
+                FrameKind::Text => b",\"kind\":\"text\"}}\n".as_slice(),
+                FrameKind::Binary => b",\"kind\":\"binary\"}}\n".as_slice(),
+            });
+            self.receipt_of = Some((frame.received_at_ms, frame.kind));
+        }
+        self.frame_end.extend_from_slice(&self.receipt);
+    }
+
+    /// Appends one record line for the frame last given to [`Self::start_frame`], ending in
+    /// `\n`; on error `out` may hold part of it, which the caller drops.
+    fn write(&self, key: Option<&str>, value: impl Value, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(&self.prefix);
         if let Some(key) = key {
             out.extend_from_slice(br#","key":"#);
@@ -152,21 +185,7 @@ impl Envelope {
         }
         out.extend_from_slice(br#","value":"#);
         value.write(out)?;
-        if self.meta_prefix.is_empty() {
-            out.extend_from_slice(b"}\n");
-            return Ok(());
-        }
-        out.extend_from_slice(&self.meta_prefix);
-        // itoa: core::fmt costs more per record than the rest of the metadata together.
-        let mut number = itoa::Buffer::new();
-        out.extend_from_slice(number.format(frame.sequence).as_bytes());
-        out.extend_from_slice(br#","received_at_ms":"#);
-        out.extend_from_slice(number.format(frame.received_at_ms).as_bytes());
-        out.extend_from_slice(match frame.kind {
-            FrameKind::Text => br#","kind":"text"}}"#.as_slice(),
-            FrameKind::Binary => br#","kind":"binary"}}"#.as_slice(),
-        });
-        out.push(b'\n');
+        out.extend_from_slice(&self.frame_end);
         Ok(())
     }
 }
@@ -196,14 +215,14 @@ impl Pending {
 /// dropped), one, or several. Each gets the source's namespace and the frame's metadata.
 #[derive(Debug)]
 pub struct Records<'a> {
+    /// Started on the frame being shaped.
     envelope: &'a Envelope,
-    frame: Frame<'a>,
     pending: &'a mut Pending,
 }
 
 impl<'a> Records<'a> {
-    pub(crate) fn new(envelope: &'a Envelope, frame: Frame<'a>, pending: &'a mut Pending) -> Self {
-        Self { envelope, frame, pending }
+    pub(crate) fn new(envelope: &'a Envelope, pending: &'a mut Pending) -> Self {
+        Self { envelope, pending }
     }
 
     /// Adds a record holding `value`. An error (invalid JSON, say) adds nothing and says
@@ -229,7 +248,7 @@ impl<'a> Records<'a> {
 
     fn add(&mut self, key: Option<&str>, value: impl Value) -> Result<(), String> {
         let start = self.pending.lines.len();
-        match self.envelope.write(&self.frame, key, value, &mut self.pending.lines) {
+        match self.envelope.write(key, value, &mut self.pending.lines) {
             Ok(()) => {
                 self.pending.ends.push(self.pending.lines.len());
                 Ok(())
@@ -262,7 +281,9 @@ mod tests {
 
     fn encode(include_meta: bool, frame: &Frame<'_>) -> Result<String, String> {
         let mut out = Vec::new();
-        envelope(include_meta).write(frame, None, Json(frame.text()?), &mut out)?;
+        let mut envelope = envelope(include_meta);
+        envelope.start_frame(frame);
+        envelope.write(None, Json(frame.text()?), &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -337,7 +358,7 @@ mod tests {
         let mut valid = 0;
         for payload in json::generated::inputs(100_000, 12) {
             let mut out = Vec::new();
-            let shaped = envelope.write(&frame(FrameKind::Text, payload.as_bytes()), None, Json(&payload), &mut out);
+            let shaped = envelope.write(None, Json(&payload), &mut out);
             match serde_json::from_str::<serde_json::Value>(&payload) {
                 Ok(expected) => {
                     valid += 1;
@@ -354,12 +375,41 @@ mod tests {
         assert!(valid > 2_000, "the generator makes enough valid JSON to mean something: {valid}");
     }
 
+    /// The metadata is formatted once per frame and the receive time and kind reused while
+    /// they repeat: every record still carries its own frame's.
+    #[test]
+    fn each_record_carries_its_own_frames_metadata() {
+        let mut envelope = envelope(true);
+        let frames = [
+            (7, FrameKind::Text, 1_000, 3),
+            (8, FrameKind::Text, 1_000, 3),
+            (9, FrameKind::Binary, 1_000, 3),
+            (10, FrameKind::Binary, 1_001, 3),
+            (11, FrameKind::Text, 1_001, 4),
+            (12, FrameKind::Text, 999, 4),
+        ];
+        for (sequence, kind, received_at_ms, connection_id) in frames {
+            envelope.set_connection(connection_id);
+            envelope.start_frame(&Frame { sequence, kind, payload: b"", received_at_ms });
+            for _record in 0..2 {
+                let mut out = Vec::new();
+                envelope.write(None, Json("1"), &mut out).unwrap();
+                let meta = &parse(std::str::from_utf8(&out).unwrap())["meta"];
+                let kind = if kind == FrameKind::Text { "text" } else { "binary" };
+                assert_eq!(
+                    (&meta["sequence"], &meta["received_at_ms"], &meta["kind"], &meta["connection_id"]),
+                    (&sequence.into(), &received_at_ms.into(), &kind.into(), &connection_id.into()),
+                );
+            }
+        }
+    }
+
     #[test]
     fn namespace_and_url_are_escaped() {
         let mut out = Vec::new();
-        Envelope::new("ns\"x", "ws://h/\"q", true)
-            .write(&frame(FrameKind::Text, b"1"), None, Json("1"), &mut out)
-            .unwrap();
+        let mut envelope = Envelope::new("ns\"x", "ws://h/\"q", true);
+        envelope.start_frame(&frame(FrameKind::Text, b"1"));
+        envelope.write(None, Json("1"), &mut out).unwrap();
         let record = parse(std::str::from_utf8(&out).unwrap());
         assert_eq!(record["namespace"], "ns\"x");
         assert_eq!(record["meta"]["url"], "ws://h/\"q");
@@ -377,7 +427,9 @@ mod tests {
         assert_eq!(write(&|out| Bytes(&[0, 159, 146, 150, 255]).write(out)), r#""AJ+Slv8=""#);
         assert_eq!(write(&|out| Serialized(&serde_json::json!({"p": 1.5})).write(out)), r#"{"p":1.5}"#);
         let mut out = Vec::new();
-        envelope(true).write(&frame, Some("BTC"), Bytes(b"x"), &mut out).unwrap();
+        let mut envelope = envelope(true);
+        envelope.start_frame(&frame);
+        envelope.write(Some("BTC"), Bytes(b"x"), &mut out).unwrap();
         let record = parse(std::str::from_utf8(&out).unwrap());
         assert_eq!(record["key"], "BTC");
         assert_eq!(record["meta"]["kind"], "binary");
@@ -387,7 +439,7 @@ mod tests {
     fn a_failed_record_leaves_nothing_and_others_stay() {
         let envelope = envelope(false);
         let mut pending = Pending::default();
-        let mut records = Records::new(&envelope, frame(FrameKind::Text, b""), &mut pending);
+        let mut records = Records::new(&envelope, &mut pending);
         records.push(Json("1")).unwrap();
         assert!(records.push_keyed("k", Json("{oops")).unwrap_err().starts_with("invalid JSON"));
         records.push_keyed("k", Json("2")).unwrap();

@@ -59,7 +59,8 @@ impl<T: Transform> Shaper<T> {
         let mut output = Output::default();
         for frame in frames {
             self.pending.clear();
-            let shaped = self.transform.shape(&frame, &mut Records::new(&self.envelope, frame, &mut self.pending));
+            self.envelope.start_frame(&frame);
+            let shaped = self.transform.shape(&frame, &mut Records::new(&self.envelope, &mut self.pending));
             match shaped {
                 Err(reason) => output.rejections.push(Rejection { sequence: frame.sequence, reason }),
                 Ok(()) if self.pending.ends.is_empty() => output.dropped.push(frame.sequence),
