@@ -2,6 +2,7 @@
 
 use skippr::runtime::{DiskCache, FrameKind, FrameList, InstanceLimits, Runtime, SourceInfo};
 
+use crate::support::binary::Workdir;
 use crate::support::{default_instance, json_frames, round_trip, runtime, source};
 
 /// Frames pushed in a list come back as JSON Lines records, in order, with metadata.
@@ -121,8 +122,8 @@ fn identical_components_are_compiled_once() {
 /// cache instead of compiling it; a corrupt cache file only costs a compile.
 #[test]
 fn the_disk_cache_saves_the_compile_and_survives_corruption() {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("disk-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let workdir = Workdir::new("disk-cache");
+    let dir = workdir.path.join("components");
     let with_cache = || Runtime::with_disk_cache(Some(DiskCache::at(dir.clone()))).unwrap();
     let first = with_cache();
     first.default_transform().unwrap();

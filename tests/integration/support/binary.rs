@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// A temporary folder for one test's skippr.yaml, .env files and outputs.
+/// A temporary folder for one test's skippr.yaml, .env files and outputs; removed when the
+/// test passes, kept for a look when it fails.
 pub struct Workdir {
     pub path: PathBuf,
 }
@@ -32,6 +33,15 @@ impl Workdir {
     /// Non-empty lines of a JSON Lines file, parsed.
     pub fn json_lines(&self, name: &str) -> Vec<serde_json::Value> {
         self.read(name).lines().map(|line| serde_json::from_str(line).expect("each line is JSON")).collect()
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        // The target dir outlives CI runs: left behind, every run's folders piled up there.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
 }
 
