@@ -91,24 +91,14 @@ impl HeldFrames {
     }
 
     fn position(&self, sequence: u64) -> Option<(usize, usize)> {
-        self.lists.iter().enumerate().find_map(|(list, held)| held.index_of(sequence).map(|index| (list, index)))
+        self.lists.iter().enumerate().find_map(|(list, held)| held.frames.index_of(sequence).map(|index| (list, index)))
     }
 }
 
 impl HeldList {
-    fn index_of(&self, sequence: u64) -> Option<usize> {
-        let sequences = self.frames.sequences();
-        // Increasing, and nearly always consecutive: the offset from the first is the index.
-        let offset = usize::try_from(sequence.checked_sub(*sequences.first()?)?).ok()?;
-        if sequences.get(offset) == Some(&sequence) {
-            return Some(offset);
-        }
-        sequences.binary_search(&sequence).ok()
-    }
-
     fn frame(&self, index: usize) -> HeldFrame<'_> {
         let sequence = self.frames.sequences()[index];
-        let (kind, payload, received_at_ms) = self.frames.find(sequence).expect("the index is in the list");
+        let (kind, payload, received_at_ms) = self.frames.get(index);
         HeldFrame { sequence, connection_id: self.connection_id, kind, payload, received_at_ms }
     }
 }

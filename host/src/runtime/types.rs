@@ -53,13 +53,23 @@ impl FrameList {
         &self.0.sequences
     }
 
-    /// The frame with this sequence number: its kind, payload and receive time.
-    pub fn find(&self, sequence: u64) -> Option<(FrameKind, &[u8], u64)> {
+    /// Where the frame with this sequence number is in the list.
+    pub fn index_of(&self, sequence: u64) -> Option<usize> {
+        let sequences = &self.0.sequences;
+        // Increasing, and nearly always consecutive: the offset from the first is the index.
+        let offset = usize::try_from(sequence.checked_sub(*sequences.first()?)?).ok()?;
+        if sequences.get(offset) == Some(&sequence) {
+            return Some(offset);
+        }
+        sequences.binary_search(&sequence).ok()
+    }
+
+    /// Frame `index` (below `len()`): its kind, payload and receive time.
+    pub fn get(&self, index: usize) -> (FrameKind, &[u8], u64) {
         let frames = &self.0;
-        let index = frames.sequences.binary_search(&sequence).ok()?;
         let start = if index == 0 { 0 } else { frames.ends[index - 1] as usize };
         let payload = &frames.payloads[start..frames.ends[index] as usize];
-        Some((frames.kinds[index].into(), payload, frames.received_at_ms[index]))
+        (frames.kinds[index].into(), payload, frames.received_at_ms[index])
     }
 
     pub fn clear(&mut self) {
