@@ -19,6 +19,11 @@ use remote::Remote;
 
 /// Messages per throughput scenario: enough for a few seconds at full speed.
 const MESSAGES: u64 = 400_000;
+/// Runs of each scenario that reads at full speed into files; the fastest run is kept, the
+/// one least disturbed on a shared 2-core machine, where one run's ratio varies by ±20%.
+const RUNS: usize = 3;
+/// Messages into PostgreSQL and NATS, which take ~15-25 µs each.
+const REMOTE_MESSAGES: u64 = MESSAGES / 4;
 /// Messages through the Python and JavaScript examples, which take ~40-60 µs each.
 const SLOW_MESSAGES: u64 = 40_000;
 /// Seconds of traffic per latency scenario.
@@ -43,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for shape in [Shape::Trade, Shape::Json2k, Shape::Binary64] {
         let count = if matches!(shape, Shape::Json2k) { MESSAGES / 4 } else { MESSAGES };
-        let base = throughput(&tokio, &dir, shape, count, epoch, Target::Baseline)?;
+        let base = best_of(RUNS, || throughput(&tokio, &dir, shape, count, epoch, Target::Baseline))?;
         let base_rate = base.messages as f64 / base.seconds;
         rows.push(base);
         // TLS and the disk buffer are measured on the trades.
@@ -55,7 +60,7 @@ fn main() -> anyhow::Result<()> {
             _ => &[plain],
         };
         for &target in targets {
-            let mut row = throughput(&tokio, &dir, shape, count, epoch, target)?;
+            let mut row = best_of(RUNS, || throughput(&tokio, &dir, shape, count, epoch, target))?;
             row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
             rows.push(row);
         }
@@ -65,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("skipping the {} scenario: {err:#} (run `just services`)", remote.name());
                 continue;
             }
-            let mut row = throughput(&tokio, &dir, shape, count, epoch, Target::Remote(remote))?;
+            let mut row = throughput(&tokio, &dir, shape, REMOTE_MESSAGES, epoch, Target::Remote(remote))?;
             row.ratio = Some(row.messages as f64 / row.seconds / base_rate);
             rows.push(row);
         }
@@ -129,9 +134,11 @@ fn example_transforms(tokio: &tokio::runtime::Runtime, dir: &Path, epoch: Instan
             continue;
         }
         skippr::compile_into_disk_cache(&path, options)?;
-        let base = throughput(tokio, dir, shape, count, epoch, Target::Baseline)?;
+        let runs = if count == MESSAGES { RUNS } else { 1 };
+        let base = best_of(runs, || throughput(tokio, dir, shape, count, epoch, Target::Baseline))?;
         let transform = skippr::Transform { path: &path, options, memory_mb };
-        let mut row = throughput(tokio, dir, shape, count, epoch, Target::Example { name, transform: &transform })?;
+        let example = Target::Example { name, transform: &transform };
+        let mut row = best_of(runs, || throughput(tokio, dir, shape, count, epoch, example))?;
         row.ratio = Some(base.seconds / row.seconds);
         rows.extend([base, row]);
     }
@@ -191,6 +198,18 @@ fn throughput(
         ratio: None,
         latency_us: None,
     })
+}
+
+/// The fastest of `runs` runs of a scenario.
+fn best_of(runs: usize, mut run: impl FnMut() -> anyhow::Result<Row>) -> anyhow::Result<Row> {
+    let mut best = run()?;
+    for _ in 1..runs {
+        let row = run()?;
+        if row.seconds < best.seconds {
+            best = row;
+        }
+    }
+    Ok(best)
 }
 
 /// The baseline's and skippr's latency at the same fixed rate.
