@@ -22,9 +22,9 @@ const MESSAGES: u64 = 400_000;
 /// Runs of each scenario that reads at full speed into files; the fastest run is kept, the
 /// one least disturbed on a shared 2-core machine, where one run's ratio varies by ±20%.
 const RUNS: usize = 3;
-/// Messages into PostgreSQL and NATS, which take ~15-25 µs each.
+/// Messages into PostgreSQL and NATS, which take ~13-18 µs each.
 const REMOTE_MESSAGES: u64 = MESSAGES / 4;
-/// Messages through the Python and JavaScript examples, which take ~40-60 µs each.
+/// Messages through the Python and JavaScript examples, which take ~40 µs each.
 const SLOW_MESSAGES: u64 = 40_000;
 /// Seconds of traffic per latency scenario.
 const LATENCY_SECONDS: u64 = 3;
